@@ -87,7 +87,7 @@ def _make_dispatcher(opdef, device: str):
             if k.supports is None or k.supports(*args, **kwargs):
                 return k.fn(*args, **kwargs)
         key = (opdef.name, device)
-        if key not in _warned:
+        if kernels and key not in _warned:
             _warned.add(key)
             warnings.warn(
                 f"bnb_core: no {device} kernel of {opdef.name} supports these arguments "
@@ -119,6 +119,13 @@ def register_kernel(op: str, device: str, fn: Callable, supports: Optional[Calla
         dispatch_key = _DISPATCH_KEYS.get(device, "PrivateUse1")
         _IMPL_LIB.impl(opdef.name, _make_dispatcher(opdef, device), dispatch_key)
     return True
+
+
+def unregister_kernel(op: str, device: str, name: str) -> None:
+    """Remove a kernel registered under `name` (calls then go to the next kernel or the reference)."""
+    ks = _kernels.get((_resolve(op).name, _device_type(device)), [])
+    ks[:] = [k for k in ks if k.name != name]
+    _warned.discard((op, _device_type(device)))
 
 
 def kernel_for(op: str, *args, **kwargs) -> str:

@@ -1,0 +1,172 @@
+"""CPU backend: registers the native kernels of ``bnb_core._cpu`` for the "cpu" device.
+
+The native module is torch-free: it takes data pointers as ints and returns a status code. This file
+converts tensors, declares what the kernels cover (``supports``: contiguous-able CPU tensors of
+fp32/fp16/bf16, fp32 absmax/code of sufficient size) and raises RuntimeError on a nonzero status.
+Everything else falls back to the reference through the registry.
+
+ISA: ``bnb_core._cpu.isa()`` is the active path (avx512, avx2 or scalar), chosen at import time as the
+best the CPU supports; the environment variable ``BNB_CPU_ISA=avx512|avx2|scalar`` forces one (when the
+CPU lacks it the best supported path is used and ``_cpu.isa_warning()`` says so). Threads follow
+``torch.get_num_threads()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from .. import formats, registry
+
+NAME = "cpu-native"
+
+#: the imported native module, or None; IMPORT_ERROR says why it is None
+_cpu = None
+IMPORT_ERROR: Optional[str] = None
+
+try:
+    from .. import _cpu  # type: ignore[no-redef]
+except Exception as e:  # not built, or built for another platform
+    _cpu = None
+    IMPORT_ERROR = f"bnb_core._cpu could not be imported ({type(e).__name__}: {e})"
+
+_DTYPE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+_QUANT = {"nf4": 0, "fp4": 1}
+_F32 = torch.float32
+_U8 = torch.uint8
+
+
+def _check(status: int) -> None:
+    if status != 0:
+        raise RuntimeError(_cpu.status_message(status))
+
+
+def _nblocks(n: int, blocksize: int) -> int:
+    return -(-n // blocksize)
+
+
+def _fp32_vec(t: torch.Tensor, min_numel: int) -> bool:
+    return t.dtype == _F32 and t.is_contiguous() and t.numel() >= min_numel and t.device.type == "cpu"
+
+
+# ------------------------------------------------------------------------------------ blockwise 8-bit
+
+
+def quantize_blockwise(A, code, blocksize):
+    A = A.contiguous()
+    n = A.numel()
+    out = torch.empty(A.shape, dtype=_U8)
+    absmax = torch.empty(_nblocks(n, blocksize), dtype=_F32)
+    _check(_cpu.quantize_blockwise(_DTYPE[A.dtype], A.data_ptr(), n, code.data_ptr(), blocksize, out.data_ptr(),
+                                   absmax.data_ptr(), torch.get_num_threads()))
+    return out, absmax
+
+
+def _supports_quantize_blockwise(A, code, blocksize):
+    return A.device.type == "cpu" and A.dtype in _DTYPE and blocksize > 0 and _fp32_vec(code, 256)
+
+
+def dequantize_blockwise_out(A, absmax, code, blocksize, dtype, out):
+    A = A.contiguous()
+    _check(_cpu.dequantize_blockwise(_DTYPE[out.dtype], A.data_ptr(), A.numel(), code.data_ptr(), absmax.data_ptr(),
+                                     blocksize, out.data_ptr(), torch.get_num_threads()))
+
+
+def dequantize_blockwise(A, absmax, code, blocksize, dtype):
+    out = torch.empty(A.shape, dtype=dtype)
+    dequantize_blockwise_out(A, absmax, code, blocksize, dtype, out)
+    return out
+
+
+def _supports_dequantize_blockwise(A, absmax, code, blocksize, dtype):
+    return (A.device.type == "cpu" and A.dtype == _U8 and dtype in _DTYPE and blocksize > 0
+            and _fp32_vec(code, 256) and _fp32_vec(absmax, _nblocks(A.numel(), blocksize)))
+
+
+def _supports_dequantize_blockwise_out(A, absmax, code, blocksize, dtype, out):
+    return (_supports_dequantize_blockwise(A, absmax, code, blocksize, dtype) and out.dtype in _DTYPE
+            and out.is_contiguous() and out.numel() == A.numel() and out.device.type == "cpu")
+
+
+# ------------------------------------------------------------------------------------ 4-bit
+
+
+def quantize_4bit(A, blocksize, quant_type, quant_storage):
+    A = A.contiguous()
+    n = A.numel()
+    itemsize = quant_storage.itemsize
+    numel = formats.storage_numel_4bit(n, itemsize)
+    nbytes = numel * itemsize
+    packed = torch.empty(nbytes, dtype=_U8)
+    absmax = torch.empty(_nblocks(n, blocksize), dtype=_F32)
+    _check(_cpu.quantize_4bit(_DTYPE[A.dtype], A.data_ptr(), n, blocksize, _QUANT[quant_type], packed.data_ptr(),
+                              nbytes, absmax.data_ptr(), torch.get_num_threads()))
+    return packed.view(quant_storage).reshape(numel, 1), absmax
+
+
+def _supports_quantize_4bit(A, blocksize, quant_type, quant_storage):
+    return A.device.type == "cpu" and A.dtype in _DTYPE and blocksize > 0 and quant_type in _QUANT
+
+
+def dequantize_4bit_out(A, absmax, blocksize, quant_type, shape, dtype, out):
+    A = A.contiguous()
+    _check(_cpu.dequantize_4bit(_DTYPE[out.dtype], A.data_ptr(), out.numel(), absmax.data_ptr(), blocksize,
+                                _QUANT[quant_type], out.data_ptr(), torch.get_num_threads()))
+
+
+def dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
+    out = torch.empty(tuple(shape), dtype=dtype)
+    dequantize_4bit_out(A, absmax, blocksize, quant_type, shape, dtype, out)
+    return out
+
+
+def _supports_dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
+    n = math.prod(shape)
+    return (A.device.type == "cpu" and dtype in _DTYPE and blocksize > 0 and quant_type in _QUANT
+            and A.numel() * A.element_size() >= (n + 1) // 2 and _fp32_vec(absmax, _nblocks(n, blocksize)))
+
+
+def _supports_dequantize_4bit_out(A, absmax, blocksize, quant_type, shape, dtype, out):
+    return (_supports_dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype) and out.dtype in _DTYPE
+            and out.is_contiguous() and out.numel() == math.prod(shape) and out.device.type == "cpu")
+
+
+# ------------------------------------------------------------------------------------ registration
+
+KERNELS = {
+    "quantize_blockwise": (quantize_blockwise, _supports_quantize_blockwise),
+    "dequantize_blockwise": (dequantize_blockwise, _supports_dequantize_blockwise),
+    "dequantize_blockwise.out": (dequantize_blockwise_out, _supports_dequantize_blockwise_out),
+    "quantize_4bit": (quantize_4bit, _supports_quantize_4bit),
+    "dequantize_4bit": (dequantize_4bit, _supports_dequantize_4bit),
+    "dequantize_4bit.out": (dequantize_4bit_out, _supports_dequantize_4bit_out),
+}
+
+_loaded = False
+
+
+def load() -> Optional[str]:
+    """Register the native CPU kernels. Returns None when loaded, else why not (for `python -m bnb_core`)."""
+    global _loaded
+    if _cpu is None:
+        return IMPORT_ERROR
+    if not _loaded:
+        for op, (fn, supports) in KERNELS.items():
+            registry.register_kernel(op, "cpu", fn, supports=supports, name=NAME)
+        _loaded = True
+    warning = _cpu.isa_warning()
+    if warning:
+        import warnings
+
+        warnings.warn(f"bnb_core: {warning}", stacklevel=2)
+    return None
+
+
+def info() -> dict:
+    """Build/runtime facts of the CPU backend (for `python -m bnb_core`)."""
+    if _cpu is None:
+        return {"loaded": False, "error": IMPORT_ERROR}
+    return {"loaded": True, "isa": _cpu.isa(), "available_isas": list(_cpu.available_isas()),
+            "isa_warning": _cpu.isa_warning(), "threads": torch.get_num_threads()}
