@@ -9,6 +9,7 @@ summary, never skipped silently. Separate subprocess runs cover the reference pa
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -33,7 +34,8 @@ def _check_subprocess(env_extra, ops=()):
     cmd = [sys.executable, "-m", "bnb_core", "check", "--device", "cpu"]
     for op in ops:
         cmd += ["--op", op]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    # run outside the source tree so the INSTALLED package (with its native module) is imported
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tempfile.gettempdir())
     return proc
 
 
@@ -45,7 +47,13 @@ def test_conformance_reference_path_through_dispatcher():
     assert served and all(line.rstrip(" |").endswith("reference") for line in served), proc.stdout
 
 
-NATIVE_OPS = sorted({op for d in registry.table().values() for op in d}) if "cpu" in registry.table() else []
+def test_native_cpu_backend_loaded():
+    """CI (BNB_CORE_REQUIRE_NATIVE_CPU=1) must run the native CPU kernels, not silently the reference."""
+    if os.environ.get("BNB_CORE_REQUIRE_NATIVE_CPU") != "1" and registry.backend_status.get("cpu"):
+        pytest.skip(f"native CPU backend not built here: {registry.backend_status['cpu']}")
+    assert registry.backend_status.get("cpu") is None, registry.backend_status
+    assert {"quantize_4bit", "dequantize_4bit", "quantize_blockwise", "dequantize_blockwise"} <= set(
+        registry.table().get("cpu", {}))
 
 
 def _isas():

@@ -4,6 +4,7 @@ BNB_CORE_FORCE_REFERENCE switch and third-party backends through the entry-point
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 
@@ -58,6 +59,7 @@ def test_kernel_for_validates_arguments():
 
 def _run(code, env_extra=None, cwd=None):
     env = dict(os.environ, **(env_extra or {}))
+    cwd = cwd or tempfile.gettempdir()  # outside the source tree: import the installed package
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
                           cwd=cwd, timeout=300)
 

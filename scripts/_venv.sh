@@ -1,0 +1,14 @@
+# Shared by scripts/demo.sh and scripts/test.sh: create .venv (or use $BNB_VENV) with torch==2.13.0
+# installed FIRST (never a bare `torch`: that would pull a multi-GB CUDA build), then the project.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${BNB_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+if [ ! -x "$PY" ]; then
+  python3 -m venv "$VENV"
+fi
+"$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+"$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
+install_project() {  # $1: extras, e.g. "[test]" or ""
+  "$PY" -m pip install -q "$ROOT$1"
+}
