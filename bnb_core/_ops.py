@@ -71,6 +71,8 @@ def _define(name: str, schema: str, check: Callable):
 
 
 def _req(cond, msg: Callable[[], str]):
+    if cond is True:  # fast path for plain bools; SymBools (fake tensors, torch.compile) go to torch
+        return
     torch._check_value(cond, msg)
 
 

@@ -1,0 +1,470 @@
+// Blockwise 8-bit and 4-bit (NF4/FP4) quantization kernels for the CPU.
+//
+// This file is compiled several times (see CMakeLists.txt) with BNB_ISA_NS set to the namespace of
+// the ISA and the matching -m flags: AVX-512 (F/BW/VL/DQ), AVX2 (+FMA/F16C) and a portable scalar
+// build. The arithmetic is exactly the one-value math of backends/common/bnb_quant_math.h (every
+// vector path is bit-identical to it); compile with -ffp-contract=off.
+#include <math.h>
+#include <string.h>
+
+#include "bnb_quant_math.h"
+#include "kernels.h"
+
+#if !defined(BNB_ISA_NS)
+#error "BNB_ISA_NS must be defined"
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+#define BNB_VEC 1
+#define BNB_AVX512 1
+#include <immintrin.h>
+#elif defined(__AVX2__) && defined(__F16C__)
+#define BNB_VEC 1
+#define BNB_AVX2 1
+#include <immintrin.h>
+#else
+#define BNB_VEC 0
+#endif
+
+// 8-bit quantize: binary search steps look boundaries up with in-register permutes (AVX-512) instead
+// of gathers (faster on CPUs with slow gathers).
+#if !defined(BNB_Q8_LUT)
+#if BNB_VEC && defined(BNB_AVX512)
+#define BNB_Q8_LUT 1
+#else
+#define BNB_Q8_LUT 0
+#endif
+#endif
+
+namespace bnb_cpu {
+namespace BNB_ISA_NS {
+namespace {
+
+// ============================================================ vector primitives
+#if BNB_AVX512
+constexpr int W = 16;
+typedef __m512 vf;
+typedef __m512i vi;
+typedef __mmask16 vnan;
+
+template <int DT>
+inline vf vload(const void* p, int64_t i) {
+  if (DT == 0) return _mm512_loadu_ps((const float*)p + i);
+  __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
+  if (DT == 1) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+template <int DT>
+inline void vstore(void* p, int64_t i, vf v) {
+  if (DT == 0) {
+    _mm512_storeu_ps((float*)p + i, v);
+  } else if (DT == 1) {
+    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    vi u = _mm512_castps_si512(v);
+    vi r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
+                            _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
+    r = _mm512_srli_epi32(r, 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtepi32_epi16(r));
+  }
+}
+inline vf vzero() { return _mm512_setzero_ps(); }
+inline vf vset1(float f) { return _mm512_set1_ps(f); }
+inline vf vabs(vf v) { return _mm512_abs_ps(v); }
+inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+inline float vhmax(vf v) { return _mm512_reduce_max_ps(v); }
+inline vnan nan_init() { return 0; }
+inline vnan nan_acc(vnan a, vf v) { return (vnan)(a | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)); }
+inline bool nan_any(vnan a) { return a != 0; }
+inline vf vzero_nan(vf y) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, y, _CMP_ORD_Q), y); }
+inline vi izero() { return _mm512_setzero_si512(); }
+inline vi add_i(vi a, int k) { return _mm512_add_epi32(a, _mm512_set1_epi32(k)); }
+// c += (y > b)
+inline vi count_gt(vi c, vf y, vf b) {
+  return _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(y, b, _CMP_GT_OQ), c, _mm512_set1_epi32(1));
+}
+// idx += (y > t) ? step : 0
+inline vi add_step_gt(vi idx, vf y, vf t, int step) {
+  return _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(y, t, _CMP_GT_OQ), idx, _mm512_set1_epi32(step));
+}
+inline vf gather(const float* base, vi idx) { return _mm512_i32gather_ps(idx, base, 4); }
+inline vi fp4_sign(vf y) {
+  return _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_set1_epi32(8));
+}
+inline vi ior(vi a, vi b) { return _mm512_or_si512(a, b); }
+// rank (0..7) -> FP4 bit pattern
+inline vi fp4_rank_to_code(vi rank) {
+  const vi tbl = _mm512_setr_epi32(
+      bnb_formats::FP4_RANK_TO_CODE[0], bnb_formats::FP4_RANK_TO_CODE[1], bnb_formats::FP4_RANK_TO_CODE[2],
+      bnb_formats::FP4_RANK_TO_CODE[3], bnb_formats::FP4_RANK_TO_CODE[4], bnb_formats::FP4_RANK_TO_CODE[5],
+      bnb_formats::FP4_RANK_TO_CODE[6], bnb_formats::FP4_RANK_TO_CODE[7], 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_epi32(rank, tbl);
+}
+inline void store_codes8(uint8_t* out, vi c) { _mm_storeu_si128((__m128i*)out, _mm512_cvtepi32_epi8(c)); }
+// W codes (elements 2k in the high nibble) -> W/2 bytes
+inline void store_packed4(uint8_t* out, vi c) {
+  vi r = _mm512_or_si512(_mm512_slli_epi64(c, 4), _mm512_srli_epi64(c, 32));
+  _mm_storel_epi64((__m128i*)out, _mm512_cvtepi64_epi8(r));
+}
+inline vi load_codes8(const uint8_t* q) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q)); }
+// W/2 packed bytes -> W codes
+inline vi load_packed4(const uint8_t* q) {
+  __m128i b = _mm_loadl_epi64((const __m128i*)q);
+  __m128i m = _mm_set1_epi8(0x0F);
+  __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+  __m128i lo = _mm_and_si128(b, m);
+  return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo));
+}
+// 256-entry fp32 table lookup without gathers (gathers are slow on some CPUs, e.g. AMD Zen 4).
+struct Lut256 {
+  vf t[16];
+  explicit Lut256(const float* c) {
+    for (int j = 0; j < 16; ++j) t[j] = _mm512_loadu_ps(c + 16 * j);
+  }
+  inline vf operator()(vi idx) const {
+    const __mmask16 m5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+    const __mmask16 m6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
+    const __mmask16 m7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
+    vf p0 = _mm512_permutex2var_ps(t[0], idx, t[1]), p1 = _mm512_permutex2var_ps(t[2], idx, t[3]);
+    vf p2 = _mm512_permutex2var_ps(t[4], idx, t[5]), p3 = _mm512_permutex2var_ps(t[6], idx, t[7]);
+    vf p4 = _mm512_permutex2var_ps(t[8], idx, t[9]), p5 = _mm512_permutex2var_ps(t[10], idx, t[11]);
+    vf p6 = _mm512_permutex2var_ps(t[12], idx, t[13]), p7 = _mm512_permutex2var_ps(t[14], idx, t[15]);
+    vf a0 = _mm512_mask_blend_ps(m5, p0, p1), a1 = _mm512_mask_blend_ps(m5, p2, p3);
+    vf a2 = _mm512_mask_blend_ps(m5, p4, p5), a3 = _mm512_mask_blend_ps(m5, p6, p7);
+    vf b0 = _mm512_mask_blend_ps(m6, a0, a1), b1 = _mm512_mask_blend_ps(m6, a2, a3);
+    return _mm512_mask_blend_ps(m7, b0, b1);
+  }
+};
+struct Lut16 {
+  vf t;
+  explicit Lut16(const float* c) : t(_mm512_loadu_ps(c)) {}
+  inline vf operator()(vi idx) const { return _mm512_permutexvar_ps(idx, t); }
+};
+
+#elif BNB_AVX2
+constexpr int W = 8;
+typedef __m256 vf;
+typedef __m256i vi;
+typedef __m256 vnan;
+
+template <int DT>
+inline vf vload(const void* p, int64_t i) {
+  if (DT == 0) return _mm256_loadu_ps((const float*)p + i);
+  __m128i h = _mm_loadu_si128((const __m128i*)((const uint16_t*)p + i));
+  if (DT == 1) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+template <int DT>
+inline void vstore(void* p, int64_t i, vf v) {
+  if (DT == 0) {
+    _mm256_storeu_ps((float*)p + i, v);
+  } else if (DT == 1) {
+    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    vi u = _mm256_castps_si256(v);
+    vi r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)),
+                            _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
+    r = _mm256_srli_epi32(r, 16);
+    vi nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
+    __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
+    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm_packus_epi32(lo, hi));
+  }
+}
+inline vf vzero() { return _mm256_setzero_ps(); }
+inline vf vset1(float f) { return _mm256_set1_ps(f); }
+inline vf vabs(vf v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+inline float vhmax(vf v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+inline vnan nan_init() { return _mm256_setzero_ps(); }
+inline vnan nan_acc(vnan a, vf v) { return _mm256_or_ps(a, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)); }
+inline bool nan_any(vnan a) { return _mm256_movemask_ps(a) != 0; }
+inline vf vzero_nan(vf y) { return _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q)); }
+inline vi izero() { return _mm256_setzero_si256(); }
+inline vi add_i(vi a, int k) { return _mm256_add_epi32(a, _mm256_set1_epi32(k)); }
+inline vi count_gt(vi c, vf y, vf b) { return _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(y, b, _CMP_GT_OQ))); }
+inline vi add_step_gt(vi idx, vf y, vf t, int step) {
+  vi m = _mm256_castps_si256(_mm256_cmp_ps(y, t, _CMP_GT_OQ));
+  return _mm256_add_epi32(idx, _mm256_and_si256(m, _mm256_set1_epi32(step)));
+}
+inline vf gather(const float* base, vi idx) { return _mm256_i32gather_ps(base, idx, 4); }
+inline vi fp4_sign(vf y) {
+  return _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_LT_OQ)), _mm256_set1_epi32(8));
+}
+inline vi ior(vi a, vi b) { return _mm256_or_si256(a, b); }
+inline vi fp4_rank_to_code(vi rank) {
+  const vi tbl = _mm256_setr_epi32(bnb_formats::FP4_RANK_TO_CODE[0], bnb_formats::FP4_RANK_TO_CODE[1],
+                                   bnb_formats::FP4_RANK_TO_CODE[2], bnb_formats::FP4_RANK_TO_CODE[3],
+                                   bnb_formats::FP4_RANK_TO_CODE[4], bnb_formats::FP4_RANK_TO_CODE[5],
+                                   bnb_formats::FP4_RANK_TO_CODE[6], bnb_formats::FP4_RANK_TO_CODE[7]);
+  return _mm256_permutevar8x32_epi32(tbl, rank);
+}
+inline void store_codes8(uint8_t* out, vi c) {
+  __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+  _mm_storel_epi64((__m128i*)out, _mm_packus_epi16(p, p));
+}
+inline void store_packed4(uint8_t* out, vi c) {
+  vi r = _mm256_or_si256(_mm256_slli_epi64(c, 4), _mm256_srli_epi64(c, 32));
+  // bytes 0 and 8 of each 128-bit lane
+  vi s = _mm256_shuffle_epi8(r, _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 8, -1,
+                                                 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+  uint32_t lo = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(s)) & 0xFFFFu;
+  uint32_t hi = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(s, 1)) & 0xFFFFu;
+  uint32_t v = lo | (hi << 16);
+  memcpy(out, &v, 4);
+}
+inline vi load_codes8(const uint8_t* q) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)q)); }
+inline vi load_packed4(const uint8_t* q) {
+  int32_t v;
+  memcpy(&v, q, 4);
+  __m128i b = _mm_cvtsi32_si128(v);
+  __m128i m = _mm_set1_epi8(0x0F);
+  __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+  __m128i lo = _mm_and_si128(b, m);
+  return _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo));
+}
+struct Lut256 {
+  const float* c;
+  explicit Lut256(const float* c_) : c(c_) {}
+  inline vf operator()(vi idx) const {
+    alignas(32) int32_t i[8];
+    _mm256_store_si256((__m256i*)i, idx);
+    return _mm256_setr_ps(c[i[0]], c[i[1]], c[i[2]], c[i[3]], c[i[4]], c[i[5]], c[i[6]], c[i[7]]);
+  }
+};
+struct Lut16 {
+  vf lo, hi;
+  explicit Lut16(const float* c) : lo(_mm256_loadu_ps(c)), hi(_mm256_loadu_ps(c + 8)) {}
+  inline vf operator()(vi idx) const {
+    vf a = _mm256_permutevar8x32_ps(lo, idx);
+    vf b = _mm256_permutevar8x32_ps(hi, idx);
+    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+  }
+};
+#endif
+
+// ============================================================ block kernels
+template <int DT>
+inline float load1(const void* x, int64_t i) {
+  return bnb::load_as_f32(x, i, DT);
+}
+template <int DT>
+inline void store1(void* p, int64_t i, float v) {
+  bnb::store_from_f32(p, i, DT, v);
+}
+
+template <int DT>
+float block_absmax(const void* x, int64_t s, int64_t e) {
+  float m = 0.0f;
+  bool nan = false;
+  int64_t i = s;
+#if BNB_VEC
+  if (e - s >= W) {
+    vf vm = vzero();
+    vnan na = nan_init();
+    for (; i + W <= e; i += W) {
+      vf v = vload<DT>(x, i);
+      na = nan_acc(na, v);
+      vm = vmax(vm, vabs(v));
+    }
+    nan = nan_any(na);
+    m = vhmax(vm);
+  }
+#endif
+  for (; i < e; ++i) {
+    float v = fabsf(load1<DT>(x, i));
+    if (v != v)
+      nan = true;
+    else if (v > m)
+      m = v;
+  }
+  return nan ? bnb::canonical_nan() : m;
+}
+
+// ---------------------------------------------------------------- 8-bit
+template <int DT>
+void quant8_t(const void* x, int64_t n, const float* padded, bool sorted, int64_t bs, uint8_t* out, float* absmax,
+              int64_t b0, int64_t b1) {
+#if BNB_Q8_LUT
+  const Lut256 blut(padded);
+#endif
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t s = b * bs, e = (s + bs < n) ? s + bs : n;
+    const float am = block_absmax<DT>(x, s, e);
+    absmax[b] = am;
+    const bnb::BlockScale sc = bnb::block_scale(am);
+    int64_t i = s;
+    if (sorted) {
+#if BNB_VEC
+      const vf vs = vset1(sc.s), vinv = vset1(sc.inv);
+      for (; i + W <= e; i += W) {
+        vf y = vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv));
+        vi idx = izero();
+#if BNB_Q8_LUT
+        idx = add_step_gt(idx, y, vset1(padded[127]), 128);
+        for (int step = 64; step >= 1; step >>= 1) idx = add_step_gt(idx, y, blut(add_i(idx, step - 1)), step);
+#else
+        for (int step = 128; step >= 1; step >>= 1) idx = add_step_gt(idx, y, gather(padded + (step - 1), idx), step);
+#endif
+        store_codes8(out + i, idx);
+      }
+#endif
+      for (; i < e; ++i) out[i] = (uint8_t)bnb::code_8bit_search(bnb::scale_value(load1<DT>(x, i), sc), padded);
+    } else {
+      for (; i < e; ++i) out[i] = (uint8_t)bnb::code_8bit_count(bnb::scale_value(load1<DT>(x, i), sc), padded);
+    }
+  }
+}
+
+template <int DT>
+void dequant8_t(const uint8_t* q, int64_t n, const float* code, const float* absmax, int64_t bs, void* out,
+                int64_t b0, int64_t b1) {
+#if BNB_VEC
+  const Lut256 lut(code);
+#endif
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t s = b * bs, e = (s + bs < n) ? s + bs : n;
+    const float am = absmax[b];
+    int64_t i = s;
+#if BNB_VEC
+    const vf va = vset1(am);
+    for (; i + W <= e; i += W) vstore<DT>(out, i, vmul(lut(load_codes8(q + i)), va));
+#endif
+    for (; i < e; ++i) store1<DT>(out, i, code[q[i]] * am);
+  }
+}
+
+// ---------------------------------------------------------------- 4-bit
+inline void put_nibble(uint8_t* out, int64_t j, int c, int zero) {
+  if ((j & 1) == 0)
+    out[j >> 1] = (uint8_t)((c << 4) | zero);
+  else
+    out[j >> 1] = (uint8_t)((out[j >> 1] & 0xF0) | c);
+}
+
+template <int DT, int QT>
+void quant4_t(const void* x, int64_t n, int64_t bs, uint8_t* out, float* absmax, int64_t b0, int64_t b1) {
+  const int zero = bnb::zero_code_4bit(QT);
+#if BNB_VEC
+  vf bnd[15];
+  if (QT == 0) {
+    for (int k = 0; k < 15; ++k) bnd[k] = vset1(bnb_formats::NF4_BOUNDARIES[k]);
+  } else {
+    for (int k = 0; k < 7; ++k) bnd[k] = vset1(bnb_formats::FP4_MAGNITUDE_BOUNDARIES[k]);
+  }
+#endif
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t s = b * bs, e = (s + bs < n) ? s + bs : n;
+    const float am = block_absmax<DT>(x, s, e);
+    absmax[b] = am;
+    const bnb::BlockScale sc = bnb::block_scale(am);
+    int64_t i = s;
+#if BNB_VEC
+    if ((s & 1) == 0) {
+      const vf vs = vset1(sc.s), vinv = vset1(sc.inv);
+      for (; i + W <= e; i += W) {
+        vf y = vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv));
+        vi c = izero();
+        if (QT == 0) {
+          for (int k = 0; k < 15; ++k) c = count_gt(c, y, bnd[k]);
+        } else {
+          vf m = vabs(y);
+          for (int k = 0; k < 7; ++k) c = count_gt(c, m, bnd[k]);
+          c = ior(fp4_rank_to_code(c), fp4_sign(y));
+        }
+        store_packed4(out + (i >> 1), c);
+      }
+    }
+#endif
+    for (; i < e; ++i) put_nibble(out, i, bnb::code_4bit(bnb::scale_value(load1<DT>(x, i), sc), QT), zero);
+  }
+}
+
+template <int DT, int QT>
+void dequant4_t(const uint8_t* q, int64_t n, const float* absmax, int64_t bs, void* out, int64_t b0, int64_t b1) {
+  const float* cb = bnb::codebook_4bit(QT);
+#if BNB_VEC
+  const Lut16 lut(cb);
+#endif
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t s = b * bs, e = (s + bs < n) ? s + bs : n;
+    const float am = absmax[b];
+    int64_t i = s;
+#if BNB_VEC
+    if ((s & 1) == 0) {
+      const vf va = vset1(am);
+      for (; i + W <= e; i += W) vstore<DT>(out, i, vmul(lut(load_packed4(q + (i >> 1))), va));
+    }
+#endif
+    for (; i < e; ++i) {
+      const uint8_t byte = q[i >> 1];
+      const int c = (i & 1) ? (byte & 0x0F) : (byte >> 4);
+      store1<DT>(out, i, cb[c] * am);
+    }
+  }
+}
+
+// ============================================================ dtype dispatch
+void quant8(int dtype, const void* x, int64_t n, const float* padded, bool sorted, int64_t bs, uint8_t* out,
+            float* absmax, int64_t b0, int64_t b1) {
+  switch (dtype) {
+    case 0: return quant8_t<0>(x, n, padded, sorted, bs, out, absmax, b0, b1);
+    case 1: return quant8_t<1>(x, n, padded, sorted, bs, out, absmax, b0, b1);
+    default: return quant8_t<2>(x, n, padded, sorted, bs, out, absmax, b0, b1);
+  }
+}
+void dequant8(int dtype, const uint8_t* q, int64_t n, const float* code, const float* absmax, int64_t bs, void* out,
+              int64_t b0, int64_t b1) {
+  switch (dtype) {
+    case 0: return dequant8_t<0>(q, n, code, absmax, bs, out, b0, b1);
+    case 1: return dequant8_t<1>(q, n, code, absmax, bs, out, b0, b1);
+    default: return dequant8_t<2>(q, n, code, absmax, bs, out, b0, b1);
+  }
+}
+void quant4(int dtype, const void* x, int64_t n, int64_t bs, int qt, uint8_t* out, float* absmax, int64_t b0,
+            int64_t b1) {
+  if (qt == 0) {
+    switch (dtype) {
+      case 0: return quant4_t<0, 0>(x, n, bs, out, absmax, b0, b1);
+      case 1: return quant4_t<1, 0>(x, n, bs, out, absmax, b0, b1);
+      default: return quant4_t<2, 0>(x, n, bs, out, absmax, b0, b1);
+    }
+  }
+  switch (dtype) {
+    case 0: return quant4_t<0, 1>(x, n, bs, out, absmax, b0, b1);
+    case 1: return quant4_t<1, 1>(x, n, bs, out, absmax, b0, b1);
+    default: return quant4_t<2, 1>(x, n, bs, out, absmax, b0, b1);
+  }
+}
+void dequant4(int dtype, const uint8_t* q, int64_t n, const float* absmax, int64_t bs, int qt, void* out, int64_t b0,
+              int64_t b1) {
+  if (qt == 0) {
+    switch (dtype) {
+      case 0: return dequant4_t<0, 0>(q, n, absmax, bs, out, b0, b1);
+      case 1: return dequant4_t<1, 0>(q, n, absmax, bs, out, b0, b1);
+      default: return dequant4_t<2, 0>(q, n, absmax, bs, out, b0, b1);
+    }
+  }
+  switch (dtype) {
+    case 0: return dequant4_t<0, 1>(q, n, absmax, bs, out, b0, b1);
+    case 1: return dequant4_t<1, 1>(q, n, absmax, bs, out, b0, b1);
+    default: return dequant4_t<2, 1>(q, n, absmax, bs, out, b0, b1);
+  }
+}
+
+}  // namespace
+
+#define BNB_STR2(x) #x
+#define BNB_STR(x) BNB_STR2(x)
+extern const KernelTable table = {BNB_STR(BNB_ISA_NS), quant8, dequant8, quant4, dequant4};
+
+}  // namespace BNB_ISA_NS
+}  // namespace bnb_cpu

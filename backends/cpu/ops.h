@@ -1,0 +1,43 @@
+// Torch-free C++ entry points of the CPU backend (validated, multithreaded, ISA-dispatched).
+// All functions return a status (0 = ok, see status_message) and never throw or abort.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+namespace bnb_cpu {
+
+enum Status : int {
+  kOk = 0,
+  kNullPointer = 1,
+  kBadDtype = 2,
+  kBadQuantType = 3,
+  kBadSize = 4,
+  kBadBlocksize = 5,
+  kOutputTooSmall = 6,
+  kUnsupportedIsa = 7,
+  kInternalError = 8,
+};
+
+const char* status_message(int status);
+
+// dtype: 0 = float32, 1 = float16, 2 = bfloat16. quant_type: 0 = nf4, 1 = fp4.
+int quantize_blockwise(int dtype, const void* x, int64_t n, const float* code, int64_t blocksize, uint8_t* out,
+                       float* absmax, int nthreads);
+int dequantize_blockwise(int dtype_out, const uint8_t* q, int64_t n, const float* code, const float* absmax,
+                         int64_t blocksize, void* out, int nthreads);
+int quantize_4bit(int dtype, const void* x, int64_t n, int64_t blocksize, int quant_type, uint8_t* out,
+                  int64_t out_nbytes, float* absmax, int nthreads);
+int dequantize_4bit(int dtype_out, const uint8_t* q, int64_t n, const float* absmax, int64_t blocksize,
+                    int quant_type, void* out, int nthreads);
+
+// ISA dispatch. The active ISA is chosen at load time: the best the CPU supports, or BNB_CPU_ISA
+// (avx512 | avx2 | scalar) when set and supported (otherwise the best, and isa_warning() says why).
+std::string isa();
+std::vector<std::string> available_isas();
+int set_isa(const std::string& name);  // kUnsupportedIsa when unknown or not supported by this CPU
+std::string isa_warning();
+
+}  // namespace bnb_cpu

@@ -1,0 +1,143 @@
+#include "thread_pool.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace bnb_cpu {
+namespace {
+
+constexpr int kMaxWorkers = 255;
+
+class Pool {
+ public:
+  explicit Pool(pid_t pid) : pid_(pid) {}
+
+  pid_t pid() const { return pid_; }
+  std::mutex& busy() { return busy_; }
+  int size() {
+    std::lock_guard<std::mutex> g(mu_);
+    return (int)workers_.size();
+  }
+
+  // Called with busy_ held.
+  void run(int64_t ntasks, int nthreads, const std::function<void(int64_t)>& fn) {
+    int want = nthreads - 1;
+    if (want > kMaxWorkers) want = kMaxWorkers;
+    grow(want);
+    int nworkers;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      nworkers = (int)workers_.size();
+      if (nworkers > want) nworkers = want;
+      if (nworkers > ntasks - 1) nworkers = (int)(ntasks - 1);
+      fn_ = &fn;
+      ntasks_ = ntasks;
+      next_.store(0);
+      active_ = nworkers;  // workers with index < active_ take part
+      pending_ = nworkers;
+      ++generation_;
+    }
+    cv_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    fn_ = nullptr;
+  }
+
+ private:
+  void grow(int want) {
+    std::lock_guard<std::mutex> g(mu_);
+    while ((int)workers_.size() < want) {
+      int idx = (int)workers_.size();
+      uint64_t gen0 = generation_;  // the thread must not miss a generation started after this
+      try {
+        workers_.emplace_back([this, idx, gen0] { loop(idx, gen0); });
+      } catch (...) {
+        break;  // could not create a thread: run with what we have
+      }
+    }
+  }
+
+  void work() {
+    const std::function<void(int64_t)>& fn = *fn_;
+    for (;;) {
+      int64_t t = next_.fetch_add(1);
+      if (t >= ntasks_) break;
+      fn(t);
+    }
+  }
+
+  void loop(int idx, uint64_t seen) {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (idx >= active_) continue;
+      }
+      work();
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        if (--pending_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  pid_t pid_;
+  std::mutex busy_;  // one parallel region at a time
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  int64_t ntasks_ = 0;
+  std::atomic<int64_t> next_{0};
+  int active_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+};
+
+// The pool is never destroyed (its threads block forever at process exit, which is harmless); after
+// fork() the child's copy has no threads, so a new pool is made for the new pid and the old one is
+// abandoned.
+std::mutex g_pool_mu;
+Pool* g_pool = nullptr;
+
+Pool* get_pool() {
+  std::lock_guard<std::mutex> g(g_pool_mu);
+  pid_t pid = getpid();
+  if (g_pool == nullptr || g_pool->pid() != pid) {
+    try {
+      g_pool = new Pool(pid);
+    } catch (...) {
+      g_pool = nullptr;
+    }
+  }
+  return g_pool;
+}
+
+}  // namespace
+
+void parallel_for(int64_t ntasks, int nthreads, const std::function<void(int64_t)>& fn) {
+  if (ntasks <= 0) return;
+  Pool* pool = (nthreads > 1 && ntasks > 1) ? get_pool() : nullptr;
+  if (pool != nullptr) {
+    std::unique_lock<std::mutex> lk(pool->busy(), std::try_to_lock);
+    if (lk.owns_lock()) {
+      pool->run(ntasks, nthreads, fn);
+      return;
+    }
+  }
+  for (int64_t t = 0; t < ntasks; ++t) fn(t);
+}
+
+int pool_size() {
+  Pool* p = get_pool();
+  return p ? p->size() : 0;
+}
+
+}  // namespace bnb_cpu
