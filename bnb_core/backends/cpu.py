@@ -1,9 +1,9 @@
 """CPU backend: registers the native kernels of ``bnb_core._cpu`` for the "cpu" device.
 
 The native module is torch-free: it takes data pointers as ints and returns a status code. This file
-converts tensors, declares what the kernels cover (``supports``: contiguous-able CPU tensors of
-fp32/fp16/bf16, fp32 absmax/code of sufficient size) and raises RuntimeError on a nonzero status.
-Everything else falls back to the reference through the registry.
+converts tensors to pointers and raises RuntimeError on a nonzero status. The kernels cover every call
+that passes the op's check except writing into a non-contiguous ``out`` (declared in ``supports``), which
+falls back to the reference through the registry.
 
 ISA: ``bnb_core._cpu.isa()`` is the active path (avx512, avx2 or scalar), chosen at import time as the
 best the CPU supports; the environment variable ``BNB_CPU_ISA=avx512|avx2|scalar`` forces one (when the
@@ -13,7 +13,6 @@ CPU lacks it the best supported path is used and ``_cpu.isa_warning()`` says so)
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -47,15 +46,21 @@ def _nblocks(n: int, blocksize: int) -> int:
     return -(-n // blocksize)
 
 
-def _fp32_vec(t: torch.Tensor, min_numel: int) -> bool:
-    return t.dtype == _F32 and t.is_contiguous() and t.numel() >= min_numel and t.device.type == "cpu"
+# The op's check (bnb_core/_ops.py) has validated dtypes, sizes, blocksizes and devices before a kernel
+# runs; the kernels only make their inputs contiguous. The one thing they do not cover is writing into a
+# non-contiguous `out`: those calls go to the reference.
+
+
+def _out_contiguous(*args, **kwargs) -> bool:
+    out = kwargs["out"] if "out" in kwargs else args[-1]
+    return out.is_contiguous()
 
 
 # ------------------------------------------------------------------------------------ blockwise 8-bit
 
 
 def quantize_blockwise(A, code, blocksize):
-    A = A.contiguous()
+    A, code = A.contiguous(), code.contiguous()
     n = A.numel()
     out = torch.empty(A.shape, dtype=_U8)
     absmax = torch.empty(_nblocks(n, blocksize), dtype=_F32)
@@ -64,12 +69,8 @@ def quantize_blockwise(A, code, blocksize):
     return out, absmax
 
 
-def _supports_quantize_blockwise(A, code, blocksize):
-    return A.device.type == "cpu" and A.dtype in _DTYPE and blocksize > 0 and _fp32_vec(code, 256)
-
-
 def dequantize_blockwise_out(A, absmax, code, blocksize, dtype, out):
-    A = A.contiguous()
+    A, absmax, code = A.contiguous(), absmax.contiguous(), code.contiguous()
     _check(_cpu.dequantize_blockwise(_DTYPE[out.dtype], A.data_ptr(), A.numel(), code.data_ptr(), absmax.data_ptr(),
                                      blocksize, out.data_ptr(), torch.get_num_threads()))
 
@@ -78,16 +79,6 @@ def dequantize_blockwise(A, absmax, code, blocksize, dtype):
     out = torch.empty(A.shape, dtype=dtype)
     dequantize_blockwise_out(A, absmax, code, blocksize, dtype, out)
     return out
-
-
-def _supports_dequantize_blockwise(A, absmax, code, blocksize, dtype):
-    return (A.device.type == "cpu" and A.dtype == _U8 and dtype in _DTYPE and blocksize > 0
-            and _fp32_vec(code, 256) and _fp32_vec(absmax, _nblocks(A.numel(), blocksize)))
-
-
-def _supports_dequantize_blockwise_out(A, absmax, code, blocksize, dtype, out):
-    return (_supports_dequantize_blockwise(A, absmax, code, blocksize, dtype) and out.dtype in _DTYPE
-            and out.is_contiguous() and out.numel() == A.numel() and out.device.type == "cpu")
 
 
 # ------------------------------------------------------------------------------------ 4-bit
@@ -106,12 +97,8 @@ def quantize_4bit(A, blocksize, quant_type, quant_storage):
     return packed.view(quant_storage).reshape(numel, 1), absmax
 
 
-def _supports_quantize_4bit(A, blocksize, quant_type, quant_storage):
-    return A.device.type == "cpu" and A.dtype in _DTYPE and blocksize > 0 and quant_type in _QUANT
-
-
 def dequantize_4bit_out(A, absmax, blocksize, quant_type, shape, dtype, out):
-    A = A.contiguous()
+    A, absmax = A.contiguous(), absmax.contiguous()
     _check(_cpu.dequantize_4bit(_DTYPE[out.dtype], A.data_ptr(), out.numel(), absmax.data_ptr(), blocksize,
                                 _QUANT[quant_type], out.data_ptr(), torch.get_num_threads()))
 
@@ -122,26 +109,15 @@ def dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
     return out
 
 
-def _supports_dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
-    n = math.prod(shape)
-    return (A.device.type == "cpu" and dtype in _DTYPE and blocksize > 0 and quant_type in _QUANT
-            and A.numel() * A.element_size() >= (n + 1) // 2 and _fp32_vec(absmax, _nblocks(n, blocksize)))
-
-
-def _supports_dequantize_4bit_out(A, absmax, blocksize, quant_type, shape, dtype, out):
-    return (_supports_dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype) and out.dtype in _DTYPE
-            and out.is_contiguous() and out.numel() == math.prod(shape) and out.device.type == "cpu")
-
-
 # ------------------------------------------------------------------------------------ registration
 
-KERNELS = {
-    "quantize_blockwise": (quantize_blockwise, _supports_quantize_blockwise),
-    "dequantize_blockwise": (dequantize_blockwise, _supports_dequantize_blockwise),
-    "dequantize_blockwise.out": (dequantize_blockwise_out, _supports_dequantize_blockwise_out),
-    "quantize_4bit": (quantize_4bit, _supports_quantize_4bit),
-    "dequantize_4bit": (dequantize_4bit, _supports_dequantize_4bit),
-    "dequantize_4bit.out": (dequantize_4bit_out, _supports_dequantize_4bit_out),
+KERNELS = {  # op -> (kernel, supports predicate or None for "every call that passed the check")
+    "quantize_blockwise": (quantize_blockwise, None),
+    "dequantize_blockwise": (dequantize_blockwise, None),
+    "dequantize_blockwise.out": (dequantize_blockwise_out, _out_contiguous),
+    "quantize_4bit": (quantize_4bit, None),
+    "dequantize_4bit": (dequantize_4bit, None),
+    "dequantize_4bit.out": (dequantize_4bit_out, _out_contiguous),
 }
 
 _loaded = False
