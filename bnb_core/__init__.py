@@ -20,5 +20,9 @@ registry.load_entry_point_backends()
 
 from . import functional  # noqa: E402
 from .functional import QuantState  # noqa: E402
+from .autograd import MatmulLtState, matmul, matmul_4bit  # noqa: E402
+from . import nn  # noqa: E402
+from .nn import replace_linear  # noqa: E402
 
-__all__ = ["QuantState", "formats", "functional", "reference", "registry", "__version__"]
+__all__ = ["MatmulLtState", "QuantState", "formats", "functional", "matmul", "matmul_4bit", "nn", "reference",
+           "registry", "replace_linear", "__version__"]
