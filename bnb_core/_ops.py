@@ -124,10 +124,10 @@ def _quant_type(quant_type):
     )
 
 
-def _code(code, numel: int, device_ref, ref_name="A"):
-    _dtype_in(code, "code", (torch.float32,))
-    _req(code.numel() == numel, lambda: f"code must hold {numel} float32 values, got {code.numel()}")
-    _same_device(device_ref, ref_name, code=code)
+def _code(code, numel: int, device_ref, ref_name="A", name="code"):
+    _dtype_in(code, name, (torch.float32,))
+    _req(code.numel() == numel, lambda: f"{name} must hold {numel} float32 values, got {code.numel()}")
+    _same_device(device_ref, ref_name, **{name: code})
 
 
 def _absmax(absmax, nblocks: int, device_ref, ref_name="A", name="absmax"):
@@ -350,7 +350,7 @@ def check_gemm_4bit(
         )
         _same_device(A, "A", absmax_8bit=absmax_8bit)
         _req(absmax_code is not None, lambda: "absmax_code is required when absmax_8bit is given")
-        _code(absmax_code, 256, A)
+        _code(absmax_code, 256, A, name="absmax_code")
         _req(absmax_offset is not None, lambda: "absmax_offset is required when absmax_8bit is given")
         _dtype_in(absmax_offset, "absmax_offset", (torch.float32,))
         _req(absmax_offset.dim() == 0, lambda: f"absmax_offset must be 0-dim, got {absmax_offset.dim()}-D")
@@ -430,16 +430,20 @@ def _(A, threshold=0.0):
     return out_row, out_col, row_stats, col_stats, A.new_empty((k,), dtype=torch.int64)
 
 
-def check_int8_linear_matmul(A, B):
-    _dtype_in(A, "A", (torch.int8,))
-    _dtype_in(B, "B", (torch.int8,))
-    _req(B.dim() == 2, lambda: f"B must be 2-D [N, K], got shape {tuple(B.shape)}")
-    _req(A.dim() >= 1, lambda: "A must have at least 1 dimension")
+def _int8_operands(A, B, a="A", b="B"):
+    _dtype_in(A, a, (torch.int8,))
+    _dtype_in(B, b, (torch.int8,))
+    _req(B.dim() == 2, lambda: f"{b} must be 2-D [N, K], got shape {tuple(B.shape)}")
+    _req(A.dim() >= 1, lambda: f"{a} must have at least 1 dimension")
     _req(
         A.shape[-1] == B.shape[1],
-        lambda: f"A's last dimension ({A.shape[-1]}) must equal B's K dimension ({B.shape[1]})",
+        lambda: f"{a}'s last dimension ({A.shape[-1]}) must equal {b}'s K dimension ({B.shape[1]})",
     )
-    _same_device(A, "A", B=B)
+    _same_device(A, a, **{b: B})
+
+
+def check_int8_linear_matmul(A, B):
+    _int8_operands(A, B)
 
 
 @_define("int8_linear_matmul", "(Tensor A, Tensor B) -> Tensor", check_int8_linear_matmul)
@@ -457,18 +461,18 @@ def _(A, B, out):
     return None
 
 
-def _check_stats_and_bias(rows, cols, row_stats, col_stats, bias, ref, ref_name):
-    _dtype_in(row_stats, "row_stats", (torch.float32,))
-    _req(row_stats.numel() == rows, lambda: f"row_stats must hold {rows} values (one per row), got {row_stats.numel()}")
-    _dtype_in(col_stats, "col_stats", (torch.float32,))
+def _check_stats_and_bias(rows, cols, row_stats, col_stats, bias, ref, ref_name, r="row_stats", c="col_stats"):
+    _dtype_in(row_stats, r, (torch.float32,))
+    _req(row_stats.numel() == rows, lambda: f"{r} must hold {rows} values (one per row), got {row_stats.numel()}")
+    _dtype_in(col_stats, c, (torch.float32,))
     _req(
         col_stats.numel() == cols,
-        lambda: f"col_stats must hold {cols} values (one per output column), got {col_stats.numel()}",
+        lambda: f"{c} must hold {cols} values (one per output column), got {col_stats.numel()}",
     )
     if bias is not None:
         _dtype_in(bias, "bias", FLOAT_DTYPES)
         _req(bias.numel() == cols, lambda: f"bias must hold {cols} values, got {bias.numel()}")
-    _same_device(ref, ref_name, row_stats=row_stats, col_stats=col_stats, bias=bias)
+    _same_device(ref, ref_name, **{r: row_stats, c: col_stats, "bias": bias})
 
 
 def check_int8_mm_dequant(A, row_stats, col_stats, dtype=None, bias=None):
@@ -507,8 +511,8 @@ def check_int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None
     _dtype_in(A, "A", FLOAT_DTYPES)
     _dtype_in(CA, "CA", (torch.int8,))
     _req(tuple(CA.shape) == tuple(A.shape), lambda: f"CA must have A's shape {tuple(A.shape)}, got {tuple(CA.shape)}")
-    check_int8_linear_matmul(CA, CB)
-    _check_stats_and_bias(_rows(A), CB.shape[0], SCA, SCB, bias, A, "A")
+    _int8_operands(CA, CB, "CA", "CB")
+    _check_stats_and_bias(_rows(A), CB.shape[0], SCA, SCB, bias, A, "A", "SCA", "SCB")
     _same_device(A, "A", CA=CA, CB=CB)
     if outlier_cols is not None:
         _dtype_in(outlier_cols, "outlier_cols", (torch.int64, torch.int32))
@@ -594,7 +598,7 @@ def check_optimizer_update_8bit_blockwise(
 ):
     _check_optimizer_common(optimizer_name, g, p, state1, state2, beta1, beta2, beta3, eps, step, lr)
     _dtype_in(state1, "state1", (torch.uint8,))
-    _code(qmap1, 256, p, "p")
+    _code(qmap1, 256, p, "p", name="qmap1")
     factor = 2 if optimizer_name == "ademamix" else 1
     nb = formats.num_blocks(p.numel(), formats.OPTIMIZER_BLOCKSIZE)
     _absmax(absmax1, factor * nb, p, "p", "absmax1")
