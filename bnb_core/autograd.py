@@ -107,7 +107,9 @@ class MatMul8bitLt(torch.autograd.Function):
         A2 = A.reshape(-1, A.shape[-1])
         CA, SCA, outlier_cols = torch.ops.bnb.int8_vectorwise_quant(A2, float(state.threshold))
         b = bias.to(A.dtype) if bias is not None else None
-        if outlier_cols is not None and outlier_cols.numel():
+        # under torch.compile the outlier count is an unbacked size: take the mixed path unconditionally
+        # (it is exact for zero outlier columns) instead of branching on it, so fullgraph capture works
+        if outlier_cols is not None and (torch.compiler.is_compiling() or outlier_cols.numel()):
             out, _ = torch.ops.bnb.int8_mixed_scaled_mm(A2, CA, CB, SCA, SCB, outlier_cols, b)
         else:
             out = torch.ops.bnb.int8_scaled_mm(CA, CB, SCA, SCB, b, A.dtype)

@@ -201,8 +201,13 @@ class Linear4bit(nn.Linear):
             self.compute_dtype = x.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.weight.bnb_quantized:
+        # FSDP2 (fully_shard) swaps the Params4bit for a plain Parameter (DTensor shard, then the all-gathered
+        # packed codes) that carries no attributes: the QuantState is then the one kept on the module
+        if not getattr(self.weight, "bnb_quantized", self.quant_state is not None):
             self.weight = self.weight._quantize(self.weight.device if self.weight.device.type != "meta" else x.device)
+        quant_state = getattr(self.weight, "quant_state", None)
+        if quant_state is None:
+            quant_state = self.quant_state
         if not self.compute_type_is_set:
             self.set_compute_type(x)
             self.compute_type_is_set = True
@@ -210,7 +215,7 @@ class Linear4bit(nn.Linear):
         if self.compute_dtype is not None:
             x = x.to(self.compute_dtype)
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        out = matmul_4bit(x, self.weight.t(), quant_state=self.weight.quant_state, bias=bias)
+        out = matmul_4bit(x, self.weight.t(), quant_state=quant_state, bias=bias)
         return out.to(inp_dtype)
 
 
