@@ -36,5 +36,10 @@ namespace avx512 {
 extern const KernelTable table;
 }
 #endif
+#if defined(BNB_HAVE_AVX512VNNI_TU)
+namespace avx512vnni {
+extern const KernelTable table;
+}
+#endif
 
 }  // namespace bnb_cpu

@@ -33,6 +33,14 @@ bool cpu_has_avx512() {
   return false;
 #endif
 }
+bool cpu_has_avx512vnni() {
+#if defined(BNB_HAVE_AVX512VNNI_TU)
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
+         __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
 bool cpu_has_avx2() {
 #if defined(BNB_HAVE_AVX2_TU)
   __builtin_cpu_init();
@@ -45,6 +53,9 @@ bool always() { return true; }
 
 // Best first.
 const Isa kIsas[] = {
+#if defined(BNB_HAVE_AVX512VNNI_TU)
+    {"avx512vnni", &avx512vnni::table, cpu_has_avx512vnni},
+#endif
 #if defined(BNB_HAVE_AVX512_TU)
     {"avx512", &avx512::table, cpu_has_avx512},
 #endif
@@ -216,6 +227,20 @@ int dequantize_4bit(int dtype_out, const uint8_t* q, int64_t n, const float* abs
 }
 
 std::string isa() { return g_table.load()->name; }
+
+IsaId active_isa() {
+  const KernelTable* t = g_table.load();
+#if defined(BNB_HAVE_AVX512VNNI_TU)
+  if (t == &avx512vnni::table) return IsaId::kAvx512Vnni;
+#endif
+#if defined(BNB_HAVE_AVX512_TU)
+  if (t == &avx512::table) return IsaId::kAvx512;
+#endif
+#if defined(BNB_HAVE_AVX2_TU)
+  if (t == &avx2::table) return IsaId::kAvx2;
+#endif
+  return IsaId::kScalar;
+}
 
 std::vector<std::string> available_isas() {
   std::vector<std::string> r;

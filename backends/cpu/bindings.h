@@ -1,0 +1,8 @@
+// Each kernel family binds its entry points in its own function, called from module.cpp's PYBIND11_MODULE.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace bnb_cpu {
+// (one declaration per kernel family, e.g. void bind_gemm_4bit(pybind11::module_& m);)
+}  // namespace bnb_cpu
