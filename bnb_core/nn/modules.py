@@ -31,7 +31,17 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 
 
-class Params4bit(nn.Parameter):
+class _MovesThroughTo:
+    """.cpu() / .cuda() go through .to(), where the quantized parameters quantize or move their state."""
+
+    def cpu(self):
+        return self.to(device="cpu")
+
+    def cuda(self, device=None, non_blocking: bool = False):
+        return self.to(device="cuda" if device is None else device, non_blocking=non_blocking)
+
+
+class Params4bit(_MovesThroughTo, nn.Parameter):
     """A 4-bit weight: packed codes as the tensor data, its QuantState beside it.
 
     Holds the 16/32-bit weight until quantized (``bnb_quantized`` False); ``.to(device)`` on a non-meta
@@ -103,12 +113,6 @@ class Params4bit(nn.Parameter):
         if self.module is not None:
             self.module.quant_state = state
         return self
-
-    def cpu(self):
-        return self.to(device="cpu")
-
-    def cuda(self, device=None, non_blocking: bool = False):
-        return self.to(device="cuda" if device is None else device, non_blocking=non_blocking)
 
     def to(self, *args, **kwargs):
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
@@ -238,7 +242,7 @@ class LinearNF4(Linear4bit):
 # --------------------------------------------------------------------------------------------------
 
 
-class Int8Params(nn.Parameter):
+class Int8Params(_MovesThroughTo, nn.Parameter):
     """An int8 weight with row-wise absmax (``CB``, ``SCB``), or a 16-bit weight with has_fp16_weights."""
 
     def __new__(cls, data: Optional[torch.Tensor] = None, requires_grad: bool = True,
@@ -266,12 +270,6 @@ class Int8Params(nn.Parameter):
                                  SCB=copy.deepcopy(self.SCB, memo))
         memo[id(self)] = new
         return new
-
-    def cpu(self):
-        return self.to(device="cpu")
-
-    def cuda(self, device=None, non_blocking: bool = False):
-        return self.to(device="cuda" if device is None else device, non_blocking=non_blocking)
 
     def to(self, *args, **kwargs):
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
