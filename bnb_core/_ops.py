@@ -282,7 +282,7 @@ def _(A, absmax, blocksize, quant_type, shape, dtype, out):
     return None
 
 
-def _check_4bit_matmul_common(A, B, shapeB, absmax_numel_needed_from, blocksize):
+def _check_4bit_matmul_common(A, B, shapeB, blocksize):
     _dtype_in(A, "A", FLOAT_DTYPES)
     _req(
         isinstance(shapeB, (list, tuple, torch.Size)) and len(shapeB) == 2,
@@ -301,7 +301,7 @@ def _check_4bit_matmul_common(A, B, shapeB, absmax_numel_needed_from, blocksize)
 
 
 def check_gemv_4bit(A, B, shapeB, absmax, code, blocksize):
-    n = _check_4bit_matmul_common(A, B, shapeB, None, blocksize)
+    n = _check_4bit_matmul_common(A, B, shapeB, blocksize)
     _absmax(absmax, formats.num_blocks(n, blocksize), A)
     _code(code, 16, A)
 
@@ -332,7 +332,7 @@ def _(A, B, shapeB, absmax, code, blocksize, out):
 def check_gemm_4bit(
     A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bit=None, absmax_code=None, absmax_offset=None
 ):
-    n = _check_4bit_matmul_common(A, B, shapeB, None, blocksize)
+    n = _check_4bit_matmul_common(A, B, shapeB, blocksize)
     _quant_type(quant_type)
     nblocks = formats.num_blocks(n, blocksize)
     if absmax_8bit is None:
