@@ -133,17 +133,20 @@ void tile_fast(const Mm4Args& a, const V::Tbl& code, int64_t m0, int64_t n0) {
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < NB; ++j) acc_h[i][j] = acc_l[i][j] = V::zero();
   const float* A0 = a.Ap + m0 * K;
-  for (int64_t k = 0; k < K; k += U) {
-    V::vf wh[NB], wl[NB];
-    for (int j = 0; j < NB; ++j) {
-      const int64_t e = (n0 + j) * K + k;
-      V::decode(a.B + (e >> 1), V::table(code, a.absmax[e >> a.bshift]), wh[j], wl[j]);
-    }
-    for (int i = 0; i < MB; ++i) {
-      const V::vf ah = V::load(A0 + i * K + k), al = V::load(A0 + i * K + k + U / 2);
-      for (int j = 0; j < NB; ++j) {
-        acc_h[i][j] = V::fma(ah, wh[j], acc_h[i][j]);
-        acc_l[i][j] = V::fma(al, wl[j], acc_l[i][j]);
+  // blocks aligned with the rows (K % blocksize == 0): one table per block and row; otherwise per unit
+  const int64_t span = (K % a.blocksize == 0) ? a.blocksize : U;
+  for (int64_t kb = 0; kb < K; kb += span) {
+    V::Tbl tb[NB];
+    for (int j = 0; j < NB; ++j) tb[j] = V::table(code, a.absmax[((n0 + j) * K + kb) >> a.bshift]);
+    for (int64_t k = kb; k < kb + span; k += U) {
+      V::vf wh[NB], wl[NB];
+      for (int j = 0; j < NB; ++j) V::decode(a.B + (((n0 + j) * K + k) >> 1), tb[j], wh[j], wl[j]);
+      for (int i = 0; i < MB; ++i) {
+        const V::vf ah = V::load(A0 + i * K + k), al = V::load(A0 + i * K + k + U / 2);
+        for (int j = 0; j < NB; ++j) {
+          acc_h[i][j] = V::fma(ah, wh[j], acc_h[i][j]);
+          acc_l[i][j] = V::fma(al, wl[j], acc_l[i][j]);
+        }
       }
     }
   }
