@@ -225,10 +225,13 @@ def _matmul_compare(A_pos, W32_fn, bias_pos=None):
 
 def _gemm_4bit_cases():
     cases = []
-    for (M, N, K) in [(1, 64, 64), (1, 33, 130), (3, 100, 256), (1, 512, 4096), (17, 257, 320), (64, 128, 512)]:
+    # extra blocksizes per shape: blocks crossing rows (K % blocksize != 0, odd K), blocksize 32 and 4096
+    extra_bs = {(3, 100, 256): (64, 128), (8, 40, 256): (32, 4096), (5, 9, 77): (32,), (2, 8, 4096): (4096,)}
+    for (M, N, K) in [(1, 64, 64), (1, 33, 130), (3, 100, 256), (1, 512, 4096), (17, 257, 320), (64, 128, 512),
+                      (8, 40, 256), (5, 9, 77), (2, 8, 4096)]:
         for dtype in FLOATS:
             for qt in formats.QUANT_TYPES_4BIT:
-                for bs in ((64, 128) if (M, N, K) == (3, 100, 256) else (64,)):
+                for bs in extra_bs.get((M, N, K), (64,)):
                     cid = f"{M}x{N}x{K}-{str(dtype)[6:]}-{qt}-bs{bs}"
                     weights = {}
 

@@ -109,6 +109,48 @@ def dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
     return out
 
 
+# ------------------------------------------------------------------------------------ fused 4-bit matmul
+
+
+def _ptr(t) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def _matmul_4bit(A, B, shapeB, absmax, blocksize, code, bias, absmax_8bit, absmax_code, absmax_offset, out):
+    N, K = int(shapeB[0]), int(shapeB[1])
+    A2 = A.reshape(-1, K).contiguous()
+    B = B.contiguous()
+    absmax = absmax.contiguous()
+    code = code.to(_F32).contiguous()
+    if absmax_8bit is not None:
+        absmax_8bit, absmax_code = absmax_8bit.contiguous(), absmax_code.contiguous()
+        absmax_offset = absmax_offset.contiguous()
+    if bias is not None:
+        bias = bias.contiguous()
+    _check(_cpu.gemm_4bit(_DTYPE[A.dtype], A2.data_ptr(), A2.shape[0], K, B.data_ptr(),
+                          B.numel() * B.element_size(), N, absmax.data_ptr(), blocksize, code.data_ptr(),
+                          _ptr(absmax_8bit), _ptr(absmax_code), _ptr(absmax_offset), _ptr(bias), out.data_ptr(),
+                          torch.get_num_threads()))
+
+
+def gemv_4bit_out(A, B, shapeB, absmax, code, blocksize, out):
+    _matmul_4bit(A, B, shapeB, absmax, blocksize, code, None, None, None, None, out)
+
+
+def gemv_4bit(A, B, shapeB, absmax, code, blocksize):
+    out = torch.empty((*A.shape[:-1], shapeB[0]), dtype=A.dtype)
+    gemv_4bit_out(A, B, shapeB, absmax, code, blocksize, out)
+    return out
+
+
+def gemm_4bit(A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bit=None, absmax_code=None,
+              absmax_offset=None):
+    out = torch.empty((*A.shape[:-1], shapeB[0]), dtype=A.dtype)
+    _matmul_4bit(A, B, shapeB, absmax, blocksize, formats.code_4bit(quant_type), bias, absmax_8bit, absmax_code,
+                 absmax_offset, out)
+    return out
+
+
 # ------------------------------------------------------------------------------------ registration
 
 KERNELS = {  # op -> (kernel, supports predicate or None for "every call that passed the check")
@@ -118,6 +160,9 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "quantize_4bit": (quantize_4bit, None),
     "dequantize_4bit": (dequantize_4bit, None),
     "dequantize_4bit.out": (dequantize_4bit_out, _out_contiguous),
+    "gemv_4bit": (gemv_4bit, None),
+    "gemv_4bit.out": (gemv_4bit_out, _out_contiguous),
+    "gemm_4bit": (gemm_4bit, None),
 }
 
 _loaded = False

@@ -1,0 +1,57 @@
+// Fused 4-bit matmul kernels (gemv_4bit / gemm_4bit): out[M, N] = A[M, K] @ W[N, K].T with W decoded from
+// the standard packed 4-bit layout in registers / L1 (the dequantized matrix is never materialized).
+// kernels_mm4.cpp is compiled once per ISA into bnb_cpu::<isa>; ops_mm4.cpp picks the table of active_isa().
+#pragma once
+
+#include <stdint.h>
+
+namespace bnb_cpu {
+
+struct Mm4Args {
+  int dtype;  // of A, bias and out: 0 fp32, 1 fp16, 2 bf16
+  int64_t M, K, N;
+  const float* Ap;      // A as fp32 [M][K], permuted by prep_a (unit `unit`)
+  const uint16_t* Abf;  // A as bf16 [M][K] permuted in 64-element units (prep_a_bf16), or null
+  const uint8_t* B;     // packed codes, element e in byte e/2 (even e: high nibble)
+  const float* absmax;  // one per block of `blocksize` consecutive elements of the flat [N*K] weight
+  int64_t blocksize;    // a power of two >= 32
+  int bshift;           // log2(blocksize)
+  const float* code;    // 16 fp32 values
+  const void* bias;     // [N] of dtype, or null
+  void* out;            // [M][N] of dtype
+};
+
+struct Mm4Table {
+  const char* name;
+  int unit;  // elements per decode unit of the fp32 path (1 = natural order)
+  // A [M][K] (dtype) -> fp32 [M][K]: each full group of `unit` elements stored as its even elements then
+  // its odd elements; the K % unit tail in natural order.
+  void (*prep_a)(int dtype, const void* A, int64_t M, int64_t K, float* Ap);
+  // fp32 accumulation, fp32 weights; output rows n in [n0, n1) for all M.
+  void (*rows)(const Mm4Args& a, int64_t n0, int64_t n1);
+  // bf16 path (bf16 A, weights rounded to bf16, fp32 accumulation); null when the ISA has no BF16 dot
+  // products. Needs K % 64 == 0.
+  void (*prep_a_bf16)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Abf);
+  void (*rows_bf16)(const Mm4Args& a, int64_t n0, int64_t n1);
+};
+
+namespace scalar {
+extern const Mm4Table mm4_table;
+}
+#if defined(BNB_HAVE_AVX2_TU)
+namespace avx2 {
+extern const Mm4Table mm4_table;
+}
+#endif
+#if defined(BNB_HAVE_AVX512_TU)
+namespace avx512 {
+extern const Mm4Table mm4_table;
+}
+#endif
+#if defined(BNB_HAVE_AVX512VNNI_TU)
+namespace avx512vnni {
+extern const Mm4Table mm4_table;
+}
+#endif
+
+}  // namespace bnb_cpu

@@ -1,0 +1,137 @@
+#include "ops_mm4.h"
+
+#include <string.h>
+
+#include <vector>
+
+#include "bindings.h"
+#include "kernels_mm4.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace bnb_cpu {
+namespace {
+
+// bf16 inputs with at least this many rows use the bf16 dot-product path (where the ISA has one).
+constexpr int64_t kBf16MinRows = 4;
+// Below this many weight elements a call runs on the calling thread.
+constexpr int64_t kInlineWeights = 1 << 16;
+
+const Mm4Table* mm4_active() {
+  switch (active_isa()) {
+#if defined(BNB_HAVE_AVX512VNNI_TU)
+    case IsaId::kAvx512Vnni: return &avx512vnni::mm4_table;
+#endif
+#if defined(BNB_HAVE_AVX512_TU)
+    case IsaId::kAvx512: return &avx512::mm4_table;
+#endif
+#if defined(BNB_HAVE_AVX2_TU)
+    case IsaId::kAvx2: return &avx2::mm4_table;
+#endif
+    default: return &scalar::mm4_table;
+  }
+}
+
+}  // namespace
+
+int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int64_t b_nbytes, int64_t N,
+              const float* absmax, int64_t blocksize, const float* code, const uint8_t* absmax_8bit,
+              const float* absmax_code, const float* absmax_offset, const void* bias, void* out, int nthreads) {
+  try {
+    if (dtype < 0 || dtype > 2) return kBadDtype;
+    if (M < 0 || K < 0 || N < 0 || b_nbytes < 0) return kBadSize;
+    if (blocksize < 32 || (blocksize & (blocksize - 1)) != 0) return kBadBlocksize;
+    if (M == 0 || N == 0) return kOk;
+    if (!out || !A) return kNullPointer;
+    const int64_t n = N * K;
+    if (b_nbytes < (n + 1) / 2) return kBadSize;
+    if (n > 0 && (!B || !absmax || !code)) return kNullPointer;
+    if (absmax_8bit && (!absmax_code || !absmax_offset)) return kNullPointer;
+    int bshift = 0;
+    while (((int64_t)1 << bshift) < blocksize) ++bshift;
+
+    const int64_t nblocks = (n + blocksize - 1) / blocksize;
+    std::vector<float> full_absmax;
+    if (absmax_8bit && n > 0) {
+      full_absmax.resize((size_t)nblocks);
+      const float off = *absmax_offset;
+      for (int64_t i = 0; i < nblocks; ++i) {
+        const float v = absmax_code[absmax_8bit[i]] * absmax[i >> 8];
+        full_absmax[(size_t)i] = v + off;
+      }
+      absmax = full_absmax.data();
+    }
+    alignas(64) float code16[16] = {0};
+    if (code) memcpy(code16, code, sizeof(code16));
+
+    const Mm4Table* t = mm4_active();
+    Mm4Args a;
+    a.dtype = dtype;
+    a.M = M;
+    a.K = K;
+    a.N = N;
+    a.B = (const uint8_t*)B;
+    a.absmax = absmax;
+    a.blocksize = blocksize;
+    a.bshift = bshift;
+    a.code = code16;
+    a.bias = bias;
+    a.out = out;
+    a.Ap = nullptr;
+    a.Abf = nullptr;
+    std::vector<float> Ap;
+    std::vector<uint16_t> Abf;
+    const bool use_bf16 = t->rows_bf16 && dtype == 2 && K % 64 == 0 && M >= kBf16MinRows;
+    if (use_bf16) {
+      Abf.resize((size_t)(M * K));
+      t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
+      a.Abf = Abf.data();
+    } else {
+      Ap.resize((size_t)(M * K));
+      t->prep_a(dtype, A, M, K, Ap.data());
+      a.Ap = Ap.data();
+    }
+    void (*rows)(const Mm4Args&, int64_t, int64_t) = use_bf16 ? t->rows_bf16 : t->rows;
+
+    int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
+    if (nt <= 1 || n * (M < 16 ? M : 16) < kInlineWeights || N < 8) {
+      rows(a, 0, N);
+      return kOk;
+    }
+    // chunks of a multiple of 4 rows, about 8 per thread
+    int64_t per = (N + (int64_t)nt * 8 - 1) / ((int64_t)nt * 8);
+    per = (per + 3) / 4 * 4;
+    const int64_t ntasks = (N + per - 1) / per;
+    parallel_for(ntasks, nt, [&](int64_t task) {
+      const int64_t n0 = task * per;
+      const int64_t n1 = (n0 + per < N) ? n0 + per : N;
+      rows(a, n0, n1);
+    });
+    return kOk;
+  } catch (...) {
+    return kInternalError;
+  }
+}
+
+namespace py = pybind11;
+
+void bind_mm4(py::module_& m) {
+  using G = py::call_guard<py::gil_scoped_release>;
+  m.def(
+      "gemm_4bit",
+      [](int dtype, uint64_t A, int64_t M, int64_t K, uint64_t B, int64_t b_nbytes, int64_t N, uint64_t absmax,
+         int64_t blocksize, uint64_t code, uint64_t absmax_8bit, uint64_t absmax_code, uint64_t absmax_offset,
+         uint64_t bias, uint64_t out, int nthreads) {
+        auto p = [](uint64_t v) { return reinterpret_cast<void*>(static_cast<uintptr_t>(v)); };
+        return bnb_cpu::gemm_4bit(dtype, p(A), M, K, p(B), b_nbytes, N, (const float*)p(absmax), blocksize,
+                                  (const float*)p(code), (const uint8_t*)p(absmax_8bit), (const float*)p(absmax_code),
+                                  (const float*)p(absmax_offset), p(bias), p(out), nthreads);
+      },
+      py::arg("dtype"), py::arg("A_ptr"), py::arg("M"), py::arg("K"), py::arg("B_ptr"), py::arg("B_nbytes"),
+      py::arg("N"), py::arg("absmax_ptr"), py::arg("blocksize"), py::arg("code_ptr"), py::arg("absmax_8bit_ptr"),
+      py::arg("absmax_code_ptr"), py::arg("absmax_offset_ptr"), py::arg("bias_ptr"), py::arg("out_ptr"),
+      py::arg("nthreads") = 1, G(),
+      "Fused 4-bit matmul out[M,N] = A[M,K] @ W[N,K].T (+ bias) from packed 4-bit B; pointers 0 = absent.");
+}
+
+}  // namespace bnb_cpu
