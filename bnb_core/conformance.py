@@ -279,7 +279,7 @@ def _int8_act(g, shape, dtype, outliers):
 
 def _int8_cases():
     cases = []
-    for shape in [(1, 64), (5, 33), (4, 3, 130), (128, 1024)]:
+    for shape in [(1, 64), (5, 33), (4, 3, 130), (128, 1024), (3, 4097)]:
         for dtype in FLOATS:
             for threshold in (0.0, 6.0):
                 cid = f"{'x'.join(map(str, shape))}-{str(dtype)[6:]}-t{threshold:g}"
@@ -297,7 +297,9 @@ def _int8_cases():
 
                 cases.append(Case("int8_vectorwise_dequant", cid, make_dq, _cmp_outputs(["out"])))
 
-    for (M, N, K) in [(1, 16, 64), (5, 33, 130), (16, 64, 2100), (64, 256, 512)]:
+    # K not a multiple of 4/16/64 (vector tails), M = 1 with K >= 4096, a K of 1, and more than one K chunk
+    for (M, N, K) in [(1, 16, 64), (5, 33, 130), (16, 64, 2100), (64, 256, 512), (1, 40, 4100), (3, 7, 1),
+                      (2, 9, 8195)]:
         cid = f"{M}x{N}x{K}"
 
         def make_mm(g, M=M, N=N, K=K):

@@ -94,6 +94,9 @@ def test_third_party_backend_via_entry_point(tmp_path):
         import torch, bnb_core, my_bnb_backend
         from bnb_core import registry
         assert registry.backend_status["mine"] is None, registry.backend_status
+        assert "my-backend" in registry.kernels("int8_vectorwise_dequant", "cpu")
+        # the first registered kernel serves a call: take the native CPU one (if built) out of the way
+        registry.unregister_kernel("int8_vectorwise_dequant", "cpu", "cpu-native")
         A = torch.randint(-127, 128, (4, 8), dtype=torch.int8)
         assert registry.kernel_for("int8_vectorwise_dequant", A, torch.ones(4)) == "my-backend"
         torch.ops.bnb.int8_vectorwise_dequant(A, torch.ones(4))

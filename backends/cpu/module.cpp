@@ -59,6 +59,7 @@ PYBIND11_MODULE(_cpu, m) {
       py::arg("quant_type"), py::arg("out_ptr"), py::arg("nthreads") = 1, G());
 
   bnb_cpu::bind_mm4(m);
+  bnb_cpu::bind_int8(m);
 
   m.def("status_message", &bnb_cpu::status_message, py::arg("status"));
   m.def("isa", &bnb_cpu::isa, "The active ISA path: avx512, avx2 or scalar.");

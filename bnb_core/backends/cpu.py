@@ -13,6 +13,7 @@ CPU lacks it the best supported path is used and ``_cpu.isa_warning()`` says so)
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -151,6 +152,108 @@ def gemm_4bit(A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bi
     return out
 
 
+# ------------------------------------------------------------------------------------ LLM.int8()
+
+
+def _rows_k(A):
+    K = A.shape[-1] if A.dim() else 1
+    M = A.numel() // K if K else math.prod(A.shape[:-1])
+    return M, K
+
+
+def int8_vectorwise_quant(A, threshold=0.0):
+    A = A.contiguous()
+    M, K = _rows_k(A)
+    out = torch.empty(A.shape, dtype=torch.int8)
+    stats = torch.empty(M, dtype=_F32)
+    outl = threshold > 0.0
+    cols = torch.empty(K if outl else 0, dtype=torch.int64)
+    status, n = _cpu.int8_vectorwise_quant(_DTYPE[A.dtype], A.data_ptr(), M, K, float(threshold), out.data_ptr(),
+                                           stats.data_ptr(), cols.data_ptr(), torch.get_num_threads())
+    _check(status)
+    return out, stats, (cols[:n].clone() if outl else None)
+
+
+def int8_vectorwise_dequant(A, stats):
+    A, stats = A.contiguous(), stats.contiguous()
+    M, K = _rows_k(A)
+    out = torch.empty(A.shape, dtype=_F32)
+    _check(_cpu.int8_vectorwise_dequant(A.data_ptr(), M, K, stats.data_ptr(), out.data_ptr(), torch.get_num_threads()))
+    return out
+
+
+def int8_double_quant(A, threshold=0.0):
+    A = A.contiguous()
+    M, K = _rows_k(A)
+    out_row = torch.empty(A.shape, dtype=torch.int8)
+    out_col = torch.empty(A.shape, dtype=torch.int8)
+    row_stats = torch.empty(M, dtype=_F32)
+    col_stats = torch.empty(K, dtype=_F32)
+    outl = threshold > 0.0
+    cols = torch.empty(K if outl else 0, dtype=torch.int64)
+    status, n = _cpu.int8_double_quant(_DTYPE[A.dtype], A.data_ptr(), M, K, float(threshold), out_row.data_ptr(),
+                                       out_col.data_ptr(), row_stats.data_ptr(), col_stats.data_ptr(), cols.data_ptr(),
+                                       torch.get_num_threads())
+    _check(status)
+    return out_row, out_col, row_stats, col_stats, (cols[:n].clone() if outl else None)
+
+
+def int8_linear_matmul_out(A, B, out):
+    A, B = A.contiguous(), B.contiguous()
+    M, K = _rows_k(A)
+    _check(_cpu.int8_linear_matmul(A.data_ptr(), B.data_ptr(), M, B.shape[0], K, out.data_ptr(),
+                                   torch.get_num_threads()))
+
+
+def int8_linear_matmul(A, B):
+    out = torch.empty((*A.shape[:-1], B.shape[0]), dtype=torch.int32)
+    int8_linear_matmul_out(A, B, out)
+    return out
+
+
+def _bias_args(bias):
+    if bias is None:
+        return None, -1, 0
+    bias = bias.contiguous()
+    return bias, _DTYPE[bias.dtype], bias.data_ptr()
+
+
+def int8_mm_dequant(A, row_stats, col_stats, dtype=None, bias=None):
+    A, row_stats, col_stats = A.contiguous(), row_stats.contiguous(), col_stats.contiguous()
+    dtype = dtype or torch.float16
+    M, N = _rows_k(A)
+    out = torch.empty(A.shape, dtype=dtype)
+    bias, bdt, bptr = _bias_args(bias)
+    _check(_cpu.int8_mm_dequant(A.data_ptr(), M, N, row_stats.data_ptr(), col_stats.data_ptr(), bdt, bptr,
+                                _DTYPE[dtype], out.data_ptr(), torch.get_num_threads()))
+    return out
+
+
+def int8_scaled_mm(A, B, row_stats, col_stats, bias=None, dtype=None):
+    A, B = A.contiguous(), B.contiguous()
+    row_stats, col_stats = row_stats.contiguous(), col_stats.contiguous()
+    dtype = dtype or torch.float16
+    M, K = _rows_k(A)
+    N = B.shape[0]
+    out = torch.empty((*A.shape[:-1], N), dtype=dtype)
+    bias, bdt, bptr = _bias_args(bias)
+    _check(_cpu.int8_scaled_mm(A.data_ptr(), B.data_ptr(), M, N, K, row_stats.data_ptr(), col_stats.data_ptr(), bdt,
+                               bptr, _DTYPE[dtype], out.data_ptr(), torch.get_num_threads()))
+    return out
+
+
+def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
+    """Native fused int8 part; the few outlier columns in A's dtype with torch's addmm (as the reference)."""
+    out = int8_scaled_mm(CA, CB, SCA, SCB, bias, A.dtype)
+    A2 = A.reshape(-1, A.shape[-1])
+    if outlier_cols is None or outlier_cols.numel() == 0:
+        return out, A2.new_empty((A2.shape[0], 0))
+    subA = A2.index_select(1, outlier_cols)
+    subB = int8_vectorwise_dequant(CB.index_select(1, outlier_cols), SCB).to(A.dtype)
+    out.view(-1, out.shape[-1]).addmm_(subA, subB.T)
+    return out, subA
+
+
 # ------------------------------------------------------------------------------------ registration
 
 KERNELS = {  # op -> (kernel, supports predicate or None for "every call that passed the check")
@@ -163,6 +266,14 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "gemv_4bit": (gemv_4bit, None),
     "gemv_4bit.out": (gemv_4bit_out, _out_contiguous),
     "gemm_4bit": (gemm_4bit, None),
+    "int8_vectorwise_quant": (int8_vectorwise_quant, None),
+    "int8_vectorwise_dequant": (int8_vectorwise_dequant, None),
+    "int8_double_quant": (int8_double_quant, None),
+    "int8_linear_matmul": (int8_linear_matmul, None),
+    "int8_linear_matmul.out": (int8_linear_matmul_out, _out_contiguous),
+    "int8_mm_dequant": (int8_mm_dequant, None),
+    "int8_scaled_mm": (int8_scaled_mm, None),
+    "int8_mixed_scaled_mm": (int8_mixed_scaled_mm, None),
 }
 
 _loaded = False

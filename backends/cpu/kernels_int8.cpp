@@ -1,0 +1,581 @@
+// LLM.int8() kernels for the CPU: row/column absmax int8 quantization (with outlier columns),
+// dequantization, exact int32 matmul A[M, K] @ B[N, K]^T and its fused dequantization epilogue.
+//
+// Compiled once per ISA (see CMakeLists.txt) into namespace bnb_cpu::<isa>:
+//   avx512vnni: vpdpbusd on (B ^ 0x80) as u8 x A as s8, minus 128 * rowsum(A) (exact, wrap-around int32)
+//   avx512:     vpmovsxbw + vpmaddwd on zmm
+//   avx2:       vpmovsxbw + vpmaddwd on ymm
+//   scalar:     plain int32 loops
+// The fp32 arithmetic is exactly the reference's (bnb_core/reference.py), compiled with -ffp-contract=off:
+//   scale = fp32(1 / absmax) * 127 (torch's `127 / t` is `t.reciprocal() * 127`), q = rne(x * scale),
+//   non-finite q -> 0, clamp to [-127, 127]; dequant (A * stats) * fp32(1/127);
+//   mm dequant float(acc) * (row * col) * fp32(1/127^2) (+ bias), one rounding to the output dtype.
+#include <math.h>
+#include <string.h>
+
+#include "bnb_quant_math.h"
+#include "kernels_int8.h"
+
+#if !defined(BNB_ISA_NS)
+#error "BNB_ISA_NS must be defined"
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+#define BNB_I8_AVX512 1
+#include <immintrin.h>
+#if defined(__AVX512VNNI__)
+#define BNB_I8_VNNI 1
+#endif
+#elif defined(__AVX2__) && defined(__F16C__)
+#define BNB_I8_AVX2 1
+#include <immintrin.h>
+#endif
+
+namespace bnb_cpu {
+namespace BNB_ISA_NS {
+namespace {
+
+constexpr float kDequant = 1.0f / 127.0f;              // fp32(1/127), as formats.INT8_DEQUANT_SCALE
+constexpr float kMmDequant = (float)(1.0 / 16129.0);   // fp32(1/127^2), as formats.INT8_MM_DEQUANT_SCALE
+
+inline float row_scale(float absmax) { return (1.0f / absmax) * 127.0f; }
+
+inline int8_t quant1(float x, float s) {
+  float q = x * s;
+  if (!(fabsf(q) < INFINITY)) return 0;
+  q = nearbyintf(q);
+  if (q > 127.0f) q = 127.0f;
+  if (q < -127.0f) q = -127.0f;
+  return (int8_t)q;
+}
+
+inline float ld1(int dt, const void* p, int64_t i) { return bnb::load_as_f32(p, i, dt); }
+
+inline void flag_col(uint8_t* colflag, int64_t k) { __atomic_store_n(colflag + k, (uint8_t)1, __ATOMIC_RELAXED); }
+
+// ============================================================ vector primitives
+#if BNB_I8_AVX512
+constexpr int VW = 16;
+typedef __m512 vf;
+template <int DT>
+inline vf vld(const void* p, int64_t i) {
+  if (DT == 0) return _mm512_loadu_ps((const float*)p + i);
+  __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
+  if (DT == 1) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+template <int DT>
+inline void vst(void* p, int64_t i, vf v) {
+  if (DT == 0) {
+    _mm512_storeu_ps((float*)p + i, v);
+  } else if (DT == 1) {
+    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
+                                 _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
+    r = _mm512_srli_epi32(r, 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtepi32_epi16(r));
+  }
+}
+inline vf vabs(vf v) { return _mm512_abs_ps(v); }
+inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+inline vf vset(float f) { return _mm512_set1_ps(f); }
+inline vf vldf(const float* p) { return _mm512_loadu_ps(p); }
+// NaN-propagating max
+inline vf vmaxn(vf m, vf v) {
+  vf r = _mm512_max_ps(m, v);
+  return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(m, v, _CMP_UNORD_Q), _mm512_set1_ps(NAN));
+}
+inline bool any_nan(vf v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
+inline float hmax(vf v) { return _mm512_reduce_max_ps(v); }
+// |v| >= t as a bit mask (0 when t <= 0)
+inline unsigned ge_mask(vf a, float t) { return (unsigned)_mm512_cmp_ps_mask(a, _mm512_set1_ps(t), _CMP_GE_OQ); }
+inline vf zero_where(vf v, unsigned m) { return _mm512_maskz_mov_ps((__mmask16)~m, v); }
+// rne(q), non-finite -> 0, clamp, int8; lanes whose bit is set in zmask -> 0
+inline void store_q(int8_t* out, vf q, unsigned zmask) {
+  __mmask16 fin = _mm512_cmp_ps_mask(_mm512_abs_ps(q), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+  q = _mm512_maskz_mov_ps(fin & (__mmask16)~zmask, q);
+  __m512i i = _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  i = _mm512_min_epi32(_mm512_max_epi32(i, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+  _mm_storeu_si128((__m128i*)out, _mm512_cvtepi32_epi8(i));
+}
+inline unsigned flag_mask(const uint8_t* f) {
+  __m128i v = _mm_loadu_si128((const __m128i*)f);
+  return (unsigned)_mm_test_epi8_mask(v, v);
+}
+inline vf vld_i8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
+inline vf vld_i32(const int32_t* p, int32_t corr) {
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512(p), _mm512_set1_epi32(corr)));
+}
+inline void vst_i32(int32_t* p, const int32_t* s, int32_t corr) {
+  _mm512_storeu_si512(p, _mm512_sub_epi32(_mm512_loadu_si512(s), _mm512_set1_epi32(corr)));
+}
+#define BNB_I8_VEC 1
+#elif BNB_I8_AVX2
+constexpr int VW = 8;
+typedef __m256 vf;
+template <int DT>
+inline vf vld(const void* p, int64_t i) {
+  if (DT == 0) return _mm256_loadu_ps((const float*)p + i);
+  __m128i h = _mm_loadu_si128((const __m128i*)((const uint16_t*)p + i));
+  if (DT == 1) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+template <int DT>
+inline void vst(void* p, int64_t i, vf v) {
+  if (DT == 0) {
+    _mm256_storeu_ps((float*)p + i, v);
+  } else if (DT == 1) {
+    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)),
+                                 _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
+    r = _mm256_srli_epi32(r, 16);
+    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
+    __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), packed);
+  }
+}
+inline vf vabs(vf v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+inline vf vset(float f) { return _mm256_set1_ps(f); }
+inline vf vldf(const float* p) { return _mm256_loadu_ps(p); }
+inline vf vmaxn(vf m, vf v) {
+  vf r = _mm256_max_ps(m, v);
+  return _mm256_blendv_ps(r, _mm256_set1_ps(NAN), _mm256_cmp_ps(m, v, _CMP_UNORD_Q));
+}
+inline bool any_nan(vf v) { return _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0; }
+inline float hmax(vf v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+inline unsigned ge_mask(vf a, float t) {
+  return (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(t), _CMP_GE_OQ));
+}
+inline __m256 lane_mask(unsigned m) {
+  const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  __m256i t = _mm256_and_si256(_mm256_set1_epi32((int)m), bits);
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(t, bits));
+}
+inline vf zero_where(vf v, unsigned m) { return m ? _mm256_andnot_ps(lane_mask(m), v) : v; }
+inline void store_q(int8_t* out, vf q, unsigned zmask) {
+  __m256 fin = _mm256_cmp_ps(vabs(q), _mm256_set1_ps(INFINITY), _CMP_LT_OQ);
+  q = _mm256_and_ps(q, fin);
+  if (zmask) q = _mm256_andnot_ps(lane_mask(zmask), q);
+  __m256i i = _mm256_cvtps_epi32(q);  // MXCSR default: round to nearest even
+  i = _mm256_min_epi32(_mm256_max_epi32(i, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+  __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+  _mm_storel_epi64((__m128i*)out, _mm_packs_epi16(w, w));
+}
+inline unsigned flag_mask(const uint8_t* f) {
+  __m128i v = _mm_loadl_epi64((const __m128i*)f);
+  __m128i nz = _mm_xor_si128(_mm_cmpeq_epi8(v, _mm_setzero_si128()), _mm_set1_epi8(-1));
+  return (unsigned)_mm_movemask_epi8(nz) & 0xFFu;
+}
+inline vf vld_i8(const int8_t* p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p))); }
+inline vf vld_i32(const int32_t* p, int32_t corr) {
+  return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256((const __m256i*)p), _mm256_set1_epi32(corr)));
+}
+inline void vst_i32(int32_t* p, const int32_t* s, int32_t corr) {
+  _mm256_storeu_si256((__m256i*)p, _mm256_sub_epi32(_mm256_loadu_si256((const __m256i*)s), _mm256_set1_epi32(corr)));
+}
+#define BNB_I8_VEC 1
+#else
+#define BNB_I8_VEC 0
+#endif
+
+// ============================================================ quantization
+
+template <int DT>
+void row_absmax_t(const void* A, int64_t K, float thr, float* stats, uint8_t* colflag, int64_t r0, int64_t r1) {
+  const bool outl = thr > 0.0f;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * K;
+    float m = 0.0f;
+    bool nan = false;
+    int64_t k = 0;
+#if BNB_I8_VEC
+    vf vm = vset(0.0f);
+    for (; k + VW <= K; k += VW) {
+      vf a = vabs(vld<DT>(A, base + k));
+      if (outl) {
+        unsigned om = ge_mask(a, thr);
+        if (om) {
+          for (int j = 0; j < VW; ++j)
+            if (om >> j & 1u) flag_col(colflag, k + j);
+          a = zero_where(a, om);
+        }
+      }
+      vm = vmaxn(vm, a);
+    }
+    nan = any_nan(vm);
+    if (!nan) m = hmax(vm);
+#endif
+    for (; k < K; ++k) {
+      const float a = fabsf(ld1(DT, A, base + k));
+      if (a != a) {
+        nan = true;
+      } else if (outl && a >= thr) {
+        flag_col(colflag, k);
+      } else if (a > m) {
+        m = a;
+      }
+    }
+    stats[r] = nan ? NAN : m;
+  }
+}
+
+void row_absmax(int dtype, const void* A, int64_t K, float thr, float* stats, uint8_t* colflag, int64_t r0,
+                int64_t r1) {
+  if (dtype == 0) row_absmax_t<0>(A, K, thr, stats, colflag, r0, r1);
+  else if (dtype == 1) row_absmax_t<1>(A, K, thr, stats, colflag, r0, r1);
+  else row_absmax_t<2>(A, K, thr, stats, colflag, r0, r1);
+}
+
+template <int DT>
+void quant_rows_t(const void* A, int64_t K, const float* stats, const uint8_t* colflag, int8_t* out, int64_t r0,
+                  int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * K;
+    const float s = row_scale(stats[r]);
+    int64_t k = 0;
+#if BNB_I8_VEC
+    const vf vs = vset(s);
+    for (; k + VW <= K; k += VW) store_q(out + base + k, vmul(vld<DT>(A, base + k), vs), colflag ? flag_mask(colflag + k) : 0u);
+#endif
+    for (; k < K; ++k) out[base + k] = (colflag && colflag[k]) ? (int8_t)0 : quant1(ld1(DT, A, base + k), s);
+  }
+}
+
+void quant_rows(int dtype, const void* A, int64_t K, const float* stats, const uint8_t* colflag, int8_t* out,
+                int64_t r0, int64_t r1) {
+  if (dtype == 0) quant_rows_t<0>(A, K, stats, colflag, out, r0, r1);
+  else if (dtype == 1) quant_rows_t<1>(A, K, stats, colflag, out, r0, r1);
+  else quant_rows_t<2>(A, K, stats, colflag, out, r0, r1);
+}
+
+template <int DT>
+void col_absmax_t(const void* A, int64_t M, int64_t K, float thr, float* stats, int64_t c0, int64_t c1) {
+  const bool outl = thr > 0.0f;
+  for (int64_t c = c0; c < c1; ++c) stats[c] = 0.0f;
+  for (int64_t r = 0; r < M; ++r) {
+    const int64_t base = r * K;
+    int64_t c = c0;
+#if BNB_I8_VEC
+    for (; c + VW <= c1; c += VW) {
+      vf a = vabs(vld<DT>(A, base + c));
+      if (outl) a = zero_where(a, ge_mask(a, thr));
+      vf m = vmaxn(vldf(stats + c), a);
+      vst<0>(stats, c, m);
+    }
+#endif
+    for (; c < c1; ++c) {
+      float a = fabsf(ld1(DT, A, base + c));
+      if (outl && a >= thr) a = 0.0f;
+      const float m = stats[c];
+      stats[c] = (a != a || m != m) ? NAN : (a > m ? a : m);
+    }
+  }
+}
+
+void col_absmax(int dtype, const void* A, int64_t M, int64_t K, float thr, float* stats, int64_t c0, int64_t c1) {
+  if (dtype == 0) col_absmax_t<0>(A, M, K, thr, stats, c0, c1);
+  else if (dtype == 1) col_absmax_t<1>(A, M, K, thr, stats, c0, c1);
+  else col_absmax_t<2>(A, M, K, thr, stats, c0, c1);
+}
+
+template <int DT>
+void quant_cols_t(const void* A, int64_t K, float thr, const float* colscale, int8_t* out, int64_t r0, int64_t r1) {
+  const bool outl = thr > 0.0f;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * K;
+    int64_t k = 0;
+#if BNB_I8_VEC
+    for (; k + VW <= K; k += VW) {
+      vf x = vld<DT>(A, base + k);
+      const unsigned om = outl ? ge_mask(vabs(x), thr) : 0u;
+      store_q(out + base + k, vmul(x, vldf(colscale + k)), om);
+    }
+#endif
+    for (; k < K; ++k) {
+      const float x = ld1(DT, A, base + k);
+      out[base + k] = (outl && fabsf(x) >= thr) ? (int8_t)0 : quant1(x, colscale[k]);
+    }
+  }
+}
+
+void quant_cols(int dtype, const void* A, int64_t K, float thr, const float* colscale, int8_t* out, int64_t r0,
+                int64_t r1) {
+  if (dtype == 0) quant_cols_t<0>(A, K, thr, colscale, out, r0, r1);
+  else if (dtype == 1) quant_cols_t<1>(A, K, thr, colscale, out, r0, r1);
+  else quant_cols_t<2>(A, K, thr, colscale, out, r0, r1);
+}
+
+void dequant_rows(const int8_t* A, int64_t K, const float* stats, float* out, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t base = r * K;
+    const float s = stats[r];
+    int64_t k = 0;
+#if BNB_I8_VEC
+    const vf vs = vset(s), vd = vset(kDequant);
+    for (; k + VW <= K; k += VW) vst<0>(out, base + k, vmul(vmul(vld_i8(A + base + k), vs), vd));
+#endif
+    for (; k < K; ++k) out[base + k] = ((float)A[base + k] * s) * kDequant;
+  }
+}
+
+// ============================================================ int32 -> dtype epilogue
+
+template <int DT>
+void epilogue_row_t(const int32_t* acc, int32_t corr, int64_t n, float rs, const float* col, const float* bias,
+                    void* out, int64_t off) {
+  int64_t j = 0;
+#if BNB_I8_VEC
+  const vf vr = vset(rs), vk = vset(kMmDequant);
+  for (; j + VW <= n; j += VW) {
+    vf v = vmul(vmul(vld_i32(acc + j, corr), vmul(vr, vldf(col + j))), vk);
+    if (bias) v = vadd(v, vldf(bias + j));
+    vst<DT>(out, off + j, v);
+  }
+#endif
+  for (; j < n; ++j) {
+    const int32_t a = (int32_t)((uint32_t)acc[j] - (uint32_t)corr);
+    float v = ((float)a * (rs * col[j])) * kMmDequant;
+    if (bias) v = v + bias[j];
+    bnb::store_from_f32(out, off + j, DT, v);
+  }
+}
+
+// out[off + j] = dtype(float(acc[j] - corr) * (rs * col[j]) * (1/127^2) (+ bias[j])), j < n
+void epilogue_row(int dt, const int32_t* acc, int32_t corr, int64_t n, float rs, const float* col, const float* bias,
+                  void* out, int64_t off) {
+  if (dt == 0) epilogue_row_t<0>(acc, corr, n, rs, col, bias, out, off);
+  else if (dt == 1) epilogue_row_t<1>(acc, corr, n, rs, col, bias, out, off);
+  else epilogue_row_t<2>(acc, corr, n, rs, col, bias, out, off);
+}
+
+void store_i32_row(const int32_t* acc, int32_t corr, int64_t n, int32_t* out) {
+  int64_t j = 0;
+#if BNB_I8_VEC
+  for (; j + VW <= n; j += VW) vst_i32(out + j, acc + j, corr);
+#endif
+  for (; j < n; ++j) out[j] = (int32_t)((uint32_t)acc[j] - (uint32_t)corr);
+}
+
+void mm_dequant_rows(const int32_t* acc, int64_t N, const float* row, const float* col, const float* bias, int dt,
+                     void* out, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) epilogue_row(dt, acc + r * N, 0, N, row[r], col, bias, out, r * N);
+}
+
+void row_sums128(const int8_t* A, int64_t K, int32_t* out, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int8_t* a = A + r * K;
+    int64_t s = 0;
+    int64_t k = 0;
+#if BNB_I8_AVX512
+    __m512i acc = _mm512_setzero_si512();
+    for (; k + 32 <= K; k += 32)
+      acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(a + k))),
+                                                    _mm512_set1_epi16(1)));
+    s = _mm512_reduce_add_epi32(acc);
+#endif
+    for (; k < K; ++k) s += a[k];
+    out[r] = (int32_t)(uint32_t)((uint64_t)s * 128u);
+  }
+}
+
+// ============================================================ int8 matmul microkernels
+// mk<mr, nr>(A, lda, B, ldb, kc, buf, ldbuf): buf[i * ldbuf + j] += dot(A[i, :kc], B[j, :kc]) (int32, wrapping;
+// on the VNNI path the dot is offset by 128 * sum(A[i, :kc]), removed in the epilogue).
+
+#if BNB_I8_VNNI
+constexpr int MR = 4, NR = 4;
+template <int mr, int nr>
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+  __m512i acc[mr][nr];
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_setzero_si512();
+  const __m512i off = _mm512_set1_epi8((char)0x80);
+  int64_t k = 0;
+  for (; k + 64 <= kc; k += 64) {
+    __m512i b[nr];
+    for (int j = 0; j < nr; ++j) b[j] = _mm512_xor_si512(_mm512_loadu_si512(B + j * ldb + k), off);
+    for (int i = 0; i < mr; ++i) {
+      const __m512i a = _mm512_loadu_si512(A + i * lda + k);
+      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], b[j], a);
+    }
+  }
+  if (k < kc) {
+    const __mmask64 m = (__mmask64)(~0ULL >> (64 - (kc - k)));
+    __m512i b[nr];
+    for (int j = 0; j < nr; ++j) b[j] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, B + j * ldb + k), off);
+    for (int i = 0; i < mr; ++i) {
+      const __m512i a = _mm512_maskz_loadu_epi8(m, A + i * lda + k);  // zero lanes: (b + 128) * 0 = 0
+      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], b[j], a);
+    }
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j)
+      buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + (uint32_t)_mm512_reduce_add_epi32(acc[i][j]));
+}
+#elif BNB_I8_AVX512
+constexpr int MR = 4, NR = 4;
+template <int mr, int nr>
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+  __m512i acc[mr][nr];
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_setzero_si512();
+  int64_t k = 0;
+  for (; k + 32 <= kc; k += 32) {
+    __m512i b[nr];
+    for (int j = 0; j < nr; ++j) b[j] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(B + j * ldb + k)));
+    for (int i = 0; i < mr; ++i) {
+      const __m512i a = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(A + i * lda + k)));
+      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_add_epi32(acc[i][j], _mm512_madd_epi16(a, b[j]));
+    }
+  }
+  if (k < kc) {
+    const __mmask32 m = (__mmask32)(0xFFFFFFFFu >> (32 - (kc - k)));
+    __m512i b[nr];
+    for (int j = 0; j < nr; ++j) b[j] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, B + j * ldb + k));
+    for (int i = 0; i < mr; ++i) {
+      const __m512i a = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, A + i * lda + k));
+      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_add_epi32(acc[i][j], _mm512_madd_epi16(a, b[j]));
+    }
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j)
+      buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + (uint32_t)_mm512_reduce_add_epi32(acc[i][j]));
+}
+#elif BNB_I8_AVX2
+constexpr int MR = 2, NR = 4;
+inline int32_t hsum8(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+template <int mr, int nr>
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+  __m256i acc[mr][nr];
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) acc[i][j] = _mm256_setzero_si256();
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    __m256i b[nr];
+    for (int j = 0; j < nr; ++j) b[j] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(B + j * ldb + k)));
+    for (int i = 0; i < mr; ++i) {
+      const __m256i a = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(A + i * lda + k)));
+      for (int j = 0; j < nr; ++j) acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(a, b[j]));
+    }
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      uint32_t s = (uint32_t)hsum8(acc[i][j]);
+      for (int64_t t = k; t < kc; ++t) s += (uint32_t)((int32_t)A[i * lda + t] * (int32_t)B[j * ldb + t]);
+      buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + s);
+    }
+}
+#else
+constexpr int MR = 2, NR = 4;
+template <int mr, int nr>
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      const int8_t* a = A + i * lda;
+      const int8_t* b = B + j * ldb;
+      int32_t s = 0;  // |a * b| <= 2^14: exact while kc <= 2^17 (kc is at most kKc)
+      for (int64_t t = 0; t < kc; ++t) s += (int32_t)a[t] * (int32_t)b[t];
+      buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + (uint32_t)s);
+    }
+}
+#endif
+
+typedef void (*MkFn)(const int8_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, int64_t);
+
+template <int mr, int nr>
+struct MkTab {
+  static void fill(MkFn (*t)[NR + 1]) {
+    t[mr][nr] = &mk<mr, nr>;
+    if constexpr (nr > 1) MkTab<mr, nr - 1>::fill(t);
+    else if constexpr (mr > 1) MkTab<mr - 1, NR>::fill(t);
+  }
+};
+
+struct MkTable {
+  MkFn t[MR + 1][NR + 1];
+  MkTable() {
+    memset(t, 0, sizeof(t));
+    MkTab<MR, NR>::fill(t);
+  }
+};
+const MkTable kMk;
+
+constexpr int64_t kMb = 64;    // rows of A per block (A block kMb x kKc stays in L2)
+constexpr int64_t kNb = 256;   // output columns per block (int32 block buffer kMb x kNb = 64 KiB)
+constexpr int64_t kKc = 4096;  // K per chunk (B tile NR x kKc stays in L1)
+
+void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  alignas(64) int32_t buf[kMb * kNb];
+  const int64_t K = g.K;
+  for (int64_t mb = m0; mb < m1; mb += kMb) {
+    const int64_t mlen = (m1 - mb < kMb) ? m1 - mb : kMb;
+    for (int64_t nb = n0; nb < n1; nb += kNb) {
+      const int64_t nlen = (n1 - nb < kNb) ? n1 - nb : kNb;
+      for (int64_t i = 0; i < mlen; ++i) memset(buf + i * kNb, 0, (size_t)nlen * sizeof(int32_t));
+      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t kc = (K - k0 < kKc) ? K - k0 : kKc;
+        for (int64_t n = 0; n < nlen; n += NR) {
+          const int nr = (int)((nlen - n < NR) ? nlen - n : NR);
+          const int8_t* Bp = g.B + (nb + n) * K + k0;
+          for (int64_t m = 0; m < mlen; m += MR) {
+            const int mr = (int)((mlen - m < MR) ? mlen - m : MR);
+            kMk.t[mr][nr](g.A + (mb + m) * K + k0, K, Bp, K, kc, buf + m * kNb + n, kNb);
+          }
+        }
+      }
+      for (int64_t i = 0; i < mlen; ++i) {
+        const int64_t m = mb + i;
+        const int32_t corr = g.a_corr ? g.a_corr[m] : 0;
+        if (g.C) {
+          store_i32_row(buf + i * kNb, corr, nlen, g.C + m * g.N + nb);
+        } else {
+          epilogue_row(g.out_dtype, buf + i * kNb, corr, nlen, g.row_stats[m], g.col_stats + nb,
+                       g.bias ? g.bias + nb : nullptr, g.out, m * g.N + nb);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+#define BNB_I8_STR2(x) #x
+#define BNB_I8_STR(x) BNB_I8_STR2(x)
+extern const Int8KernelTable int8_table = {
+    BNB_I8_STR(BNB_ISA_NS),
+    row_absmax,
+    quant_rows,
+    col_absmax,
+    quant_cols,
+    dequant_rows,
+    mm_dequant_rows,
+    row_sums128,
+    gemm,
+#if BNB_I8_VNNI
+    true,
+#else
+    false,
+#endif
+};
+
+}  // namespace BNB_ISA_NS
+}  // namespace bnb_cpu
