@@ -21,6 +21,10 @@ using namespace bnb_test;
 
 const float kFltMin = 1.17549435e-38f;
 const float kTinyScale = 18446744073709551616.0f;  // 2^64
+// absmax values whose product with the codes +-1.0 (and powers of two) is an exact rounding tie in the
+// output dtype: round-to-nearest-even must go down (even) or up (odd).
+const float kTieBf16Down = from_bits(0x3F808000u), kTieBf16Up = from_bits(0x3F818000u);
+const float kTieF16Down = from_bits(0x3F801000u), kTieF16Up = from_bits(0x3F803000u);
 
 // ---------------------------------------------------------------- reference
 float ref_absmax(int dt, const void* x, int64_t s, int64_t e) {
@@ -222,8 +226,8 @@ BNB_CORE_TEST(dequantize_blockwise) {
             for (auto& v : q) v = (uint8_t)rng.next();
             std::vector<float> am(nb + 1);
             const float sp[] = {0.0f, -0.0f, INFINITY, from_bits(0x7FC00000u), from_bits(0xFFE00001u), 1e-40f, -2.5f,
-                                65504.0f, 70000.0f, 1e-7f};
-            for (auto& a : am) a = rng.below(4) == 0 ? sp[rng.below(10)] : fabsf(rng.wide());
+                                65504.0f, 70000.0f, 1e-7f, kTieBf16Down, kTieBf16Up, kTieF16Down, kTieF16Up};
+            for (auto& a : am) a = rng.below(3) == 0 ? sp[rng.below(14)] : fabsf(rng.wide());
             std::vector<uint8_t> out((size_t)(n * dtype_size(dt)) + 32, kGuard), want((size_t)(n * dtype_size(dt)) + 1);
             const int st = bnb_cpu::dequantize_blockwise(dt, q.data(), n, code.c.data(), am.data(), bs, out.data(), nt);
             const std::string w = where(dt, n, bs, nt, std::string("code=") + code.name);
@@ -276,8 +280,8 @@ BNB_CORE_TEST(dequantize_4bit) {
             for (auto& v : q) v = (uint8_t)rng.next();
             std::vector<float> am(nb + 1);
             const float sp[] = {0.0f, -0.0f, INFINITY, from_bits(0x7FC00000u), from_bits(0x7FA00001u), 1e-40f, -3.0f,
-                                65504.0f, 1e30f, 6e-8f};
-            for (auto& a : am) a = rng.below(4) == 0 ? sp[rng.below(10)] : fabsf(rng.wide());
+                                65504.0f, 1e30f, 6e-8f, kTieBf16Down, kTieBf16Up, kTieF16Down, kTieF16Up};
+            for (auto& a : am) a = rng.below(3) == 0 ? sp[rng.below(14)] : fabsf(rng.wide());
             std::vector<uint8_t> out((size_t)(n * dtype_size(dt)) + 32, kGuard), want((size_t)(n * dtype_size(dt)) + 1);
             const int st = bnb_cpu::dequantize_4bit(dt, q.data(), n, am.data(), bs, qt, out.data(), nt);
             const std::string w = where(dt, n, bs, nt, qt ? "fp4" : "nf4");
