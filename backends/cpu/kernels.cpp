@@ -1,8 +1,8 @@
 // Blockwise 8-bit and 4-bit (NF4/FP4) quantization kernels for the CPU.
 //
 // This file is compiled several times (see CMakeLists.txt) with BNB_ISA_NS set to the namespace of
-// the ISA and the matching -m flags: AVX-512 (F/BW/VL/DQ), AVX2 (+FMA/F16C) and a portable scalar
-// build. The arithmetic is exactly the one-value math of backends/common/bnb_quant_math.h (every
+// the ISA and the matching -m flags: AVX-512 (F/BW/VL/DQ), AVX2 (+FMA/F16C), NEON on AArch64
+// (BNB_ISA_NEON; AArch64 always has ASIMD and fp16 conversions) and a portable scalar build. The arithmetic is exactly the one-value math of backends/common/bnb_quant_math.h (every
 // vector path is bit-identical to it); compile with -ffp-contract=off.
 #include <math.h>
 #include <string.h>
@@ -22,6 +22,13 @@
 #define BNB_VEC 1
 #define BNB_AVX2 1
 #include <immintrin.h>
+#elif defined(BNB_ISA_NEON)
+#if !defined(__aarch64__) || !defined(__ARM_NEON)
+#error "BNB_ISA_NEON needs an AArch64 target"
+#endif
+#define BNB_VEC 1
+#define BNB_NEON 1
+#include <arm_neon.h>
 #else
 #define BNB_VEC 0
 #endif
@@ -247,6 +254,189 @@ struct Lut16 {
     vf a = _mm256_permutevar8x32_ps(lo, idx);
     vf b = _mm256_permutevar8x32_ps(hi, idx);
     return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+  }
+};
+
+#elif BNB_NEON
+// 16 lanes per step: floats as four float32x4_t, codes / indices as one uint8x16_t (every code and
+// every binary-search index is < 256). Lane j of vf matches byte j of vi.
+constexpr int W = 16;
+struct vf {
+  float32x4_t v[4];
+};
+typedef uint8x16_t vi;
+typedef uint32x4_t vnan;
+
+template <int DT>
+inline vf vload(const void* p, int64_t i) {
+  vf r;
+  if (DT == 0) {
+    const float* f = (const float*)p + i;
+    for (int k = 0; k < 4; ++k) r.v[k] = vld1q_f32(f + 4 * k);
+    return r;
+  }
+  const uint16_t* h = (const uint16_t*)p + i;
+  for (int k = 0; k < 2; ++k) {
+    const uint16x8_t u = vld1q_u16(h + 8 * k);
+    if (DT == 1) {
+      const float16x8_t f = vreinterpretq_f16_u16(u);
+      r.v[2 * k] = vcvt_f32_f16(vget_low_f16(f));
+      r.v[2 * k + 1] = vcvt_high_f32_f16(f);
+    } else {  // bf16: the upper half of an fp32
+      r.v[2 * k] = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(u), 16));
+      r.v[2 * k + 1] = vreinterpretq_f32_u32(vshll_high_n_u16(u, 16));
+    }
+  }
+  return r;
+}
+// fp32 -> bf16, round to nearest even, NaN -> 0x7FC0 (bnb::f32_to_bf16 on 4 lanes)
+inline uint16x4_t bf16_rne(float32x4_t v) {
+  const uint32x4_t u = vreinterpretq_u32_f32(v);
+  const uint32x4_t r = vaddq_u32(vaddq_u32(u, vdupq_n_u32(0x7FFF)), vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1)));
+  const uint16x4_t h = vshrn_n_u32(r, 16);
+  const uint16x4_t ord = vmovn_u32(vceqq_f32(v, v));  // all-ones where not NaN
+  return vbsl_u16(ord, h, vdup_n_u16(0x7FC0));
+}
+template <int DT>
+inline void vstore(void* p, int64_t i, vf v) {
+  if (DT == 0) {
+    float* f = (float*)p + i;
+    for (int k = 0; k < 4; ++k) vst1q_f32(f + 4 * k, v.v[k]);
+    return;
+  }
+  uint16_t* h = (uint16_t*)p + i;
+  for (int k = 0; k < 2; ++k) {
+    uint16x8_t u;
+    if (DT == 1) {
+      // FCVT rounds to nearest even (FPCR.RMode default), overflows to Inf, keeps subnormals
+      // (FPCR.FZ/FZ16 are off) and quiets NaNs keeping sign and top payload bits, as VCVTPS2PH does.
+      u = vreinterpretq_u16_f16(vcvt_high_f16_f32(vcvt_f16_f32(v.v[2 * k]), v.v[2 * k + 1]));
+    } else {
+      u = vcombine_u16(bf16_rne(v.v[2 * k]), bf16_rne(v.v[2 * k + 1]));
+    }
+    vst1q_u16(h + 8 * k, u);
+  }
+}
+inline vf vzero() {
+  vf r;
+  for (int k = 0; k < 4; ++k) r.v[k] = vdupq_n_f32(0.0f);
+  return r;
+}
+inline vf vset1(float f) {
+  vf r;
+  for (int k = 0; k < 4; ++k) r.v[k] = vdupq_n_f32(f);
+  return r;
+}
+inline vf vabs(vf a) {
+  for (int k = 0; k < 4; ++k) a.v[k] = vabsq_f32(a.v[k]);
+  return a;
+}
+// NaN lanes are tracked separately (nan_acc), so FMAX's NaN propagation does not matter.
+inline vf vmax(vf a, vf b) {
+  for (int k = 0; k < 4; ++k) a.v[k] = vmaxq_f32(a.v[k], b.v[k]);
+  return a;
+}
+inline vf vmul(vf a, vf b) {
+  for (int k = 0; k < 4; ++k) a.v[k] = vmulq_f32(a.v[k], b.v[k]);
+  return a;
+}
+inline float vhmax(vf a) { return vmaxvq_f32(vmaxq_f32(vmaxq_f32(a.v[0], a.v[1]), vmaxq_f32(a.v[2], a.v[3]))); }
+inline vnan nan_init() { return vdupq_n_u32(0); }
+inline vnan nan_acc(vnan a, vf v) {
+  for (int k = 0; k < 4; ++k) a = vorrq_u32(a, vmvnq_u32(vceqq_f32(v.v[k], v.v[k])));
+  return a;
+}
+inline bool nan_any(vnan a) { return vmaxvq_u32(a) != 0; }
+inline vf vzero_nan(vf y) {
+  for (int k = 0; k < 4; ++k)
+    y.v[k] = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(y.v[k]), vceqq_f32(y.v[k], y.v[k])));
+  return y;
+}
+// four 32-bit lane masks (all-ones / zero) -> 16 byte masks, lane order kept
+inline uint8x16_t narrow_mask(uint32x4_t m0, uint32x4_t m1, uint32x4_t m2, uint32x4_t m3) {
+  const uint16x8_t a = vuzp1q_u16(vreinterpretq_u16_u32(m0), vreinterpretq_u16_u32(m1));
+  const uint16x8_t b = vuzp1q_u16(vreinterpretq_u16_u32(m2), vreinterpretq_u16_u32(m3));
+  return vuzp1q_u8(vreinterpretq_u8_u16(a), vreinterpretq_u8_u16(b));
+}
+inline uint8x16_t gt_mask(vf y, vf b) {
+  return narrow_mask(vcgtq_f32(y.v[0], b.v[0]), vcgtq_f32(y.v[1], b.v[1]), vcgtq_f32(y.v[2], b.v[2]),
+                     vcgtq_f32(y.v[3], b.v[3]));
+}
+inline vi izero() { return vdupq_n_u8(0); }
+inline vi add_i(vi a, int k) { return vaddq_u8(a, vdupq_n_u8((uint8_t)k)); }
+inline vi count_gt(vi c, vf y, vf b) { return vsubq_u8(c, gt_mask(y, b)); }
+inline vi add_step_gt(vi idx, vf y, vf t, int step) {
+  return vaddq_u8(idx, vandq_u8(gt_mask(y, t), vdupq_n_u8((uint8_t)step)));
+}
+// NEON has no gather: 16 scalar loads.
+inline vf gather(const float* base, vi idx) {
+  alignas(16) uint8_t ix[16];
+  vst1q_u8(ix, idx);
+  vf r;
+  for (int k = 0; k < 4; ++k) {
+    float32x4_t t = vdupq_n_f32(base[ix[4 * k]]);
+    t = vld1q_lane_f32(base + ix[4 * k + 1], t, 1);
+    t = vld1q_lane_f32(base + ix[4 * k + 2], t, 2);
+    t = vld1q_lane_f32(base + ix[4 * k + 3], t, 3);
+    r.v[k] = t;
+  }
+  return r;
+}
+inline vi fp4_sign(vf y) {
+  const float32x4_t z = vdupq_n_f32(0.0f);
+  return vandq_u8(narrow_mask(vcltq_f32(y.v[0], z), vcltq_f32(y.v[1], z), vcltq_f32(y.v[2], z), vcltq_f32(y.v[3], z)),
+                  vdupq_n_u8(8));
+}
+inline vi ior(vi a, vi b) { return vorrq_u8(a, b); }
+inline vi fp4_rank_to_code(vi rank) {
+  uint8_t t[16] = {0};
+  for (int k = 0; k < 8; ++k) t[k] = bnb_formats::FP4_RANK_TO_CODE[k];
+  return vqtbl1q_u8(vld1q_u8(t), rank);
+}
+inline void store_codes8(uint8_t* out, vi c) { vst1q_u8(out, c); }
+// 16 codes (elements 2k in the high nibble) -> 8 bytes
+inline void store_packed4(uint8_t* out, vi c) {
+  const uint8x8_t even = vget_low_u8(vuzp1q_u8(c, c)), odd = vget_low_u8(vuzp2q_u8(c, c));
+  vst1_u8(out, vsli_n_u8(odd, even, 4));
+}
+inline vi load_codes8(const uint8_t* q) { return vld1q_u8(q); }
+// 8 packed bytes -> 16 codes
+inline vi load_packed4(const uint8_t* q) {
+  const uint8x8_t b = vld1_u8(q);
+  const uint8x8_t hi = vshr_n_u8(b, 4), lo = vand_u8(b, vdup_n_u8(0x0F));
+  return vcombine_u8(vzip1_u8(hi, lo), vzip2_u8(hi, lo));
+}
+// byte planes p[0..3] (byte k of each looked-up float, little endian) -> 16 floats
+inline vf join_planes(uint8x16_t b0, uint8x16_t b1, uint8x16_t b2, uint8x16_t b3) {
+  const uint16x8_t l01 = vreinterpretq_u16_u8(vzip1q_u8(b0, b1)), h01 = vreinterpretq_u16_u8(vzip2q_u8(b0, b1));
+  const uint16x8_t l23 = vreinterpretq_u16_u8(vzip1q_u8(b2, b3)), h23 = vreinterpretq_u16_u8(vzip2q_u8(b2, b3));
+  vf r;
+  r.v[0] = vreinterpretq_f32_u16(vzip1q_u16(l01, l23));
+  r.v[1] = vreinterpretq_f32_u16(vzip2q_u16(l01, l23));
+  r.v[2] = vreinterpretq_f32_u16(vzip1q_u16(h01, h23));
+  r.v[3] = vreinterpretq_f32_u16(vzip2q_u16(h01, h23));
+  return r;
+}
+// 256-entry fp32 table: scalar loads (a 1 KiB table does not fit the 64-byte TBL reach).
+struct Lut256 {
+  const float* c;
+  explicit Lut256(const float* c_) : c(c_) {}
+  inline vf operator()(vi idx) const { return gather(c, idx); }
+};
+// 16-entry fp32 table as four 16-byte planes: four TBL lookups give 16 floats.
+struct Lut16 {
+  uint8x16_t p[4];
+  explicit Lut16(const float* c) {
+    alignas(16) uint8_t b[4][16];
+    for (int j = 0; j < 16; ++j) {
+      uint32_t u;
+      memcpy(&u, c + j, 4);
+      for (int k = 0; k < 4; ++k) b[k][j] = (uint8_t)(u >> (8 * k));
+    }
+    for (int k = 0; k < 4; ++k) p[k] = vld1q_u8(b[k]);
+  }
+  inline vf operator()(vi idx) const {
+    return join_planes(vqtbl1q_u8(p[0], idx), vqtbl1q_u8(p[1], idx), vqtbl1q_u8(p[2], idx), vqtbl1q_u8(p[3], idx));
   }
 };
 #endif

@@ -41,5 +41,10 @@ namespace avx512vnni {
 extern const KernelTable table;
 }
 #endif
+#if defined(BNB_HAVE_NEON_TU)
+namespace neon {
+extern const KernelTable table;
+}
+#endif
 
 }  // namespace bnb_cpu

@@ -49,7 +49,7 @@ bool cpu_has_avx2() {
   return false;
 #endif
 }
-bool always() { return true; }
+bool always() { return true; }  // scalar; neon (ASIMD is part of ARMv8.0-A, every AArch64 CPU has it)
 
 // Best first.
 const Isa kIsas[] = {
@@ -61,6 +61,9 @@ const Isa kIsas[] = {
 #endif
 #if defined(BNB_HAVE_AVX2_TU)
     {"avx2", &avx2::table, cpu_has_avx2},
+#endif
+#if defined(BNB_HAVE_NEON_TU)
+    {"neon", &neon::table, always},
 #endif
     {"scalar", &scalar::table, always},
 };
@@ -85,7 +88,9 @@ const KernelTable* initial_table() {
       return best_table();
     }
   }
-  g_warning = "BNB_CPU_ISA=" + want + " is unknown (expected avx512, avx2 or scalar); using the best supported ISA";
+  std::string names;
+  for (const Isa& i : kIsas) names += std::string(names.empty() ? "" : ", ") + i.name;
+  g_warning = "BNB_CPU_ISA=" + want + " is unknown (this build has " + names + "); using the best supported ISA";
   return best_table();
 }
 
@@ -238,6 +243,9 @@ IsaId active_isa() {
 #endif
 #if defined(BNB_HAVE_AVX2_TU)
   if (t == &avx2::table) return IsaId::kAvx2;
+#endif
+#if defined(BNB_HAVE_NEON_TU)
+  if (t == &neon::table) return IsaId::kNeon;
 #endif
   return IsaId::kScalar;
 }

@@ -34,7 +34,8 @@ int dequantize_4bit(int dtype_out, const uint8_t* q, int64_t n, const float* abs
                     int quant_type, void* out, int nthreads);
 
 // ISA dispatch. The active ISA is chosen at load time: the best the CPU supports, or BNB_CPU_ISA
-// (avx512vnni | avx512 | avx2 | scalar) when set and supported (otherwise the best, and isa_warning() says why).
+// (x86-64: avx512vnni | avx512 | avx2 | scalar; AArch64: neon | scalar) when set and supported (otherwise
+// the best, and isa_warning() says why).
 std::string isa();
 std::vector<std::string> available_isas();
 int set_isa(const std::string& name);  // kUnsupportedIsa when unknown or not supported by this CPU
@@ -42,7 +43,9 @@ std::string isa_warning();
 
 // The active ISA path, for kernel families that keep their own per-ISA function tables (compiled from
 // their own kernels_*.cpp per ISA, like kernels.cpp): pick the table matching this at each call.
-enum class IsaId : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+// New tiers are appended; a switch over IsaId must send `default:` (tiers it does not know, and tiers
+// not compiled into this build) to the scalar table.
+enum class IsaId : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3, kNeon = 4 };
 IsaId active_isa();
 
 }  // namespace bnb_cpu

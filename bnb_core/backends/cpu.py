@@ -5,8 +5,8 @@ converts tensors to pointers and raises RuntimeError on a nonzero status. The ke
 that passes the op's check except writing into a non-contiguous ``out`` (declared in ``supports``), which
 falls back to the reference through the registry.
 
-ISA: ``bnb_core._cpu.isa()`` is the active path (avx512, avx2 or scalar), chosen at import time as the
-best the CPU supports; the environment variable ``BNB_CPU_ISA=avx512|avx2|scalar`` forces one (when the
+ISA: ``bnb_core._cpu.isa()`` is the active path (avx512vnni, avx512, avx2, neon or scalar), chosen at import time as the
+best the CPU supports; the environment variable ``BNB_CPU_ISA=avx512vnni|avx512|avx2|neon|scalar`` forces one (when the
 CPU lacks it the best supported path is used and ``_cpu.isa_warning()`` says so). Threads follow
 ``torch.get_num_threads()``.
 """
