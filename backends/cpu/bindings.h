@@ -5,4 +5,5 @@
 
 namespace bnb_cpu {
 // (one declaration per kernel family, e.g. void bind_gemm_4bit(pybind11::module_& m);)
+void bind_optim(pybind11::module_& m);
 }  // namespace bnb_cpu

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings.h"
 #include "ops.h"
 
 namespace py = pybind11;
@@ -56,6 +57,8 @@ PYBIND11_MODULE(_cpu, m) {
       },
       py::arg("dtype_out"), py::arg("q_ptr"), py::arg("n"), py::arg("absmax_ptr"), py::arg("blocksize"),
       py::arg("quant_type"), py::arg("out_ptr"), py::arg("nthreads") = 1, G());
+
+  bnb_cpu::bind_optim(m);
 
   m.def("status_message", &bnb_cpu::status_message, py::arg("status"));
   m.def("isa", &bnb_cpu::isa, "The active ISA path: avx512, avx2 or scalar.");
