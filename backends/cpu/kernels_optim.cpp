@@ -124,6 +124,8 @@ inline vi isel(vmask m, vi a, vi b) { return _mm512_mask_blend_epi32(m, b, a); }
 inline vi imin(vi a, vi b) { return _mm512_min_epi32(a, b); }
 inline vi imax(vi a, vi b) { return _mm512_max_epi32(a, b); }
 inline vmask m_le(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+inline vmask i_le(vi a, int k) { return _mm512_cmple_epi32_mask(a, _mm512_set1_epi32(k)); }
+inline vmask i_ge(vi a, int k) { return _mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(k)); }
 inline vmask m_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 inline vf vzero_nan(vf y) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, y, _CMP_ORD_Q), y); }
 inline vi add_step_gt(vi idx, vf y, vf t, int step) {
@@ -149,14 +151,56 @@ struct Lut256 {
     return _mm512_mask_blend_ps(m7, b0, b1);
   }
 };
-// Nearest code of y (ascending padded boundaries): branchless binary search, boundaries by permutes.
+// Nearest code of y (ascending padded boundaries): branchless binary search. At the level with step s the
+// index is a multiple of 2s, so that level only needs the boundaries padded[j * 2s + s - 1]: levels with up
+// to 16 of them use one in-register permute, the last three 2, 4 and 8 two-table permutes (instead of a full
+// 256-entry lookup per level).
 struct CodeSearch {
-  Lut256 lut;
-  vf mid;
-  explicit CodeSearch(const float* padded) : lut(padded), mid(_mm512_set1_ps(padded[127])) {}
+  vf top;       // padded[127]
+  vf l16[4];    // steps 64, 32, 16, 8: 2, 4, 8, 16 boundaries
+  vf l4[2];     // step 4: 32 boundaries
+  vf l2[4];     // step 2: 64
+  vf l1[8];     // step 1: 128
+  explicit CodeSearch(const float* padded) {
+    top = _mm512_set1_ps(padded[127]);
+    alignas(64) float t[128];
+    for (int lv = 0; lv < 4; ++lv) {
+      const int step = 64 >> lv, cnt = 256 / (2 * step);
+      for (int j = 0; j < 16; ++j) t[j] = j < cnt ? padded[j * 2 * step + step - 1] : 0.0f;
+      l16[lv] = _mm512_load_ps(t);
+    }
+    for (int j = 0; j < 32; ++j) t[j] = padded[j * 8 + 3];
+    for (int k = 0; k < 2; ++k) l4[k] = _mm512_load_ps(t + 16 * k);
+    for (int j = 0; j < 64; ++j) t[j] = padded[j * 4 + 1];
+    for (int k = 0; k < 4; ++k) l2[k] = _mm512_load_ps(t + 16 * k);
+    for (int j = 0; j < 128; ++j) t[j] = padded[j * 2];
+    for (int k = 0; k < 8; ++k) l1[k] = _mm512_load_ps(t + 16 * k);
+  }
   inline vi operator()(vf y) const {
-    vi idx = add_step_gt(_mm512_setzero_si512(), y, mid, 128);
-    for (int step = 64; step >= 1; step >>= 1) idx = add_step_gt(idx, y, lut(iadd(idx, iset1(step - 1))), step);
+    vi idx = add_step_gt(_mm512_setzero_si512(), y, top, 128);
+    for (int lv = 0; lv < 4; ++lv) {
+      const int step = 64 >> lv;
+      const vi j = _mm512_srli_epi32(idx, 7 - lv);  // idx / (2 * step)
+      idx = add_step_gt(idx, y, _mm512_permutexvar_ps(j, l16[lv]), step);
+    }
+    {  // step 4: j = idx >> 3 in [0, 32)
+      const vi j = _mm512_srli_epi32(idx, 3);
+      idx = add_step_gt(idx, y, _mm512_permutex2var_ps(l4[0], j, l4[1]), 4);
+    }
+    {  // step 2: j = idx >> 2 in [0, 64)
+      const vi j = _mm512_srli_epi32(idx, 2);
+      const __mmask16 m = _mm512_test_epi32_mask(j, _mm512_set1_epi32(32));
+      vf b = _mm512_mask_blend_ps(m, _mm512_permutex2var_ps(l2[0], j, l2[1]), _mm512_permutex2var_ps(l2[2], j, l2[3]));
+      idx = add_step_gt(idx, y, b, 2);
+    }
+    {  // step 1: j = idx >> 1 in [0, 128)
+      const vi j = _mm512_srli_epi32(idx, 1);
+      const __mmask16 m5 = _mm512_test_epi32_mask(j, _mm512_set1_epi32(32));
+      const __mmask16 m6 = _mm512_test_epi32_mask(j, _mm512_set1_epi32(64));
+      vf a0 = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(l1[0], j, l1[1]), _mm512_permutex2var_ps(l1[2], j, l1[3]));
+      vf a1 = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(l1[4], j, l1[5]), _mm512_permutex2var_ps(l1[6], j, l1[7]));
+      idx = add_step_gt(idx, y, _mm512_mask_blend_ps(m6, a0, a1), 1);
+    }
     return idx;
   }
 };
@@ -226,6 +270,8 @@ inline vi isel(vmask m, vi a, vi b) { return _mm256_blendv_epi8(b, a, _mm256_cas
 inline vi imin(vi a, vi b) { return _mm256_min_epi32(a, b); }
 inline vi imax(vi a, vi b) { return _mm256_max_epi32(a, b); }
 inline vmask m_le(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+inline vmask i_le(vi a, int k) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(k + 1), a)); }
+inline vmask i_ge(vi a, int k) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, _mm256_set1_epi32(k - 1))); }
 inline vmask m_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
 inline vf vzero_nan(vf y) { return _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q)); }
 inline vi add_step_gt(vi idx, vf y, vf t, int step) {
@@ -241,12 +287,28 @@ struct Lut256 {
     return _mm256_setr_ps(c[i[0]], c[i[1]], c[i[2]], c[i[3]], c[i[4]], c[i[5]], c[i[6]], c[i[7]]);
   }
 };
+// Binary search as quant8: the first levels (up to 8 boundaries each) with in-register permutes, the last
+// four with gathers.
 struct CodeSearch {
   const float* padded;
-  explicit CodeSearch(const float* p) : padded(p) {}
+  vf top;
+  vf l8[3];  // steps 64, 32, 16: 2, 4, 8 boundaries
+  explicit CodeSearch(const float* p) : padded(p) {
+    top = _mm256_set1_ps(p[127]);
+    alignas(32) float t[8];
+    for (int lv = 0; lv < 3; ++lv) {
+      const int step = 64 >> lv, cnt = 256 / (2 * step);
+      for (int j = 0; j < 8; ++j) t[j] = j < cnt ? p[j * 2 * step + step - 1] : 0.0f;
+      l8[lv] = _mm256_load_ps(t);
+    }
+  }
   inline vi operator()(vf y) const {
-    vi idx = _mm256_setzero_si256();
-    for (int step = 128; step >= 1; step >>= 1)
+    vi idx = add_step_gt(_mm256_setzero_si256(), y, top, 128);
+    for (int lv = 0; lv < 3; ++lv) {
+      const vi j = _mm256_srli_epi32(idx, 7 - lv);
+      idx = add_step_gt(idx, y, _mm256_permutevar8x32_ps(l8[lv], j), 64 >> lv);
+    }
+    for (int step = 8; step >= 1; step >>= 1)
       idx = add_step_gt(idx, y, _mm256_i32gather_ps(padded + (step - 1), idx, 4), step);
     return idx;
   }
@@ -427,13 +489,27 @@ struct QuantCtx {
   const float* qmap;
   const float* bnd;
   bool sorted;
+  // qmap ascending: qmap[q] <= 0 exactly for q <= last_le0, qmap[q] >= 0 exactly for q >= first_ge0
+  bool ascending;
+  int last_le0, first_ge0;
 #if BNB_OVEC
   Lut256 qlut;
   CodeSearch search;
-  QuantCtx(const float* q, const float* b, bool s) : qmap(q), bnd(b), sorted(s), qlut(q), search(b) {}
+  QuantCtx(const float* q, const float* b, bool s) : qmap(q), bnd(b), sorted(s), qlut(q), search(b) { init(); }
 #else
-  QuantCtx(const float* q, const float* b, bool s) : qmap(q), bnd(b), sorted(s) {}
+  QuantCtx(const float* q, const float* b, bool s) : qmap(q), bnd(b), sorted(s) { init(); }
 #endif
+  void init() {
+    ascending = true;
+    for (int i = 0; i < 255; ++i)
+      if (!(qmap[i] <= qmap[i + 1])) ascending = false;
+    last_le0 = -1;
+    first_ge0 = 256;
+    for (int i = 0; i < 256; ++i) {
+      if (qmap[i] <= 0.0f) last_le0 = i;
+      if (qmap[i] >= 0.0f && first_ge0 == 256) first_ge0 = i;
+    }
+  }
 };
 
 // Requantize len values of one block: new absmax, nearest codes (quantize_blockwise's exact arithmetic).
@@ -449,9 +525,15 @@ inline void requant(const float* x, int64_t len, const QuantCtx& qc, bool keep_s
       const vf xv = ldf(x, i, vf());
       vi idx = qc.search(vzero_nan((xv * vs) * vinv));
       if (keep_sign) {
-        const vf v = qc.qlut(idx);
-        const vmask up = m_and(m_gt(xv, zero), m_le(v, zero));
-        const vmask down = m_and(m_lt(xv, zero), m_ge(v, zero));
+        vmask up, down;
+        if (qc.ascending) {
+          up = m_and(m_gt(xv, zero), i_le(idx, qc.last_le0));
+          down = m_and(m_lt(xv, zero), i_ge(idx, qc.first_ge0));
+        } else {
+          const vf v = qc.qlut(idx);
+          up = m_and(m_gt(xv, zero), m_le(v, zero));
+          down = m_and(m_lt(xv, zero), m_ge(v, zero));
+        }
         idx = isel(up, imin(iadd(idx, iset1(1)), iset1(255)), isel(down, imax(iadd(idx, iset1(-1)), iset1(0)), idx));
       }
       store_codes8(codes + i, idx);
