@@ -264,6 +264,12 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
 # --------------------------------------------------------------------------------------------------
 
 
+def _sqrt(x: torch.Tensor) -> torch.Tensor:
+    """Correctly rounded fp32 square root (IEEE sqrt, as native kernels compute it). torch.sqrt on CPU may
+    go through MKL VML, which is off by one ulp on ~15% of inputs; the fp64 root rounded once is exact."""
+    return torch.sqrt(x.double()).to(x.dtype)
+
+
 def _optimizer_step_fp32(name, g, p, s1, s2, beta1, beta2, beta3, alpha, eps, weight_decay, step, lr, max_unorm,
                          param_norm, unorm_vec):
     """One update in fp32 on flat tensors. Returns (p, s1, s2); s1 is [2, n] for ademamix."""
@@ -276,8 +282,8 @@ def _optimizer_step_fp32(name, g, p, s1, s2, beta1, beta2, beta3, alpha, eps, we
         s2 = s2 * beta2 + (1.0 - beta2) * g * g
         c1 = 1.0 - beta1**step
         c2 = math.sqrt(1.0 - beta2**step)
-        update = (s1 / c1) / (torch.sqrt(s2 / (c2 * c2)) + eps)  # direction used for the update norm
-        step_dir = (-lr * c2 / c1) * (s1 / (torch.sqrt(s2) + eps * c2))
+        update = (s1 / c1) / (_sqrt(s2 / (c2 * c2)) + eps)  # direction used for the update norm
+        step_dir = (-lr * c2 / c1) * (s1 / (_sqrt(s2) + eps * c2))
     elif name == "ademamix":
         m1 = s1[0] * beta1 + (1.0 - beta1) * g
         m2 = s1[1] * beta3 + (1.0 - beta3) * g
@@ -285,7 +291,7 @@ def _optimizer_step_fp32(name, g, p, s1, s2, beta1, beta2, beta3, alpha, eps, we
         c1 = 1.0 - beta1**step
         c2 = math.sqrt(1.0 - beta2**step)
         s1 = torch.stack([m1, m2])
-        update = (m1 / c1 + alpha * m2) / (torch.sqrt(s2) / c2 + eps)
+        update = (m1 / c1 + alpha * m2) / (_sqrt(s2) / c2 + eps)
         step_dir = -lr * update
     elif name in ("momentum", "lars"):
         s1 = g.clone() if step == 1 else s1 * beta1 + g
@@ -297,11 +303,11 @@ def _optimizer_step_fp32(name, g, p, s1, s2, beta1, beta2, beta3, alpha, eps, we
         update = s1
     elif name == "rmsprop":
         s1 = s1 * beta1 + (1.0 - beta1) * g * g
-        update = g / (torch.sqrt(s1) + eps)
+        update = g / (_sqrt(s1) + eps)
         step_dir = -lr * update
     elif name == "adagrad":
         s1 = s1 + g * g
-        update = g / (torch.sqrt(s1) + eps)
+        update = g / (_sqrt(s1) + eps)
         step_dir = -lr * update
     else:  # unreachable: names are checked
         raise ValueError(f"unknown optimizer_name {name!r}")

@@ -136,3 +136,48 @@ def test_bad_arguments_name_the_argument():
         O.Adam(p, optim_bits=4)
     with pytest.raises(ValueError, match="nesterov"):
         O.SGD8bit(p, lr=0.1, momentum=0.9, nesterov=True)
+
+
+def _noisy_regression_loss(make_opt, steps=300):
+    """Full-batch regression onto a random teacher MLP plus noise of std 0.3: the training loss has a floor
+    near 0.09 (the noise variance), so the final losses compare optimizers, not how close to 0 they get."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(8192, 32, generator=g)  # 2x more samples than parameters: the noise cannot be fitted
+    teacher = torch.tanh(X @ torch.randn(32, 16, generator=g) / 4) @ torch.randn(16, 1, generator=g)
+    Y = teacher + 0.3 * torch.randn(8192, 1, generator=g)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 128), torch.nn.Tanh(), torch.nn.Linear(128, 1))
+    opt = make_opt(model.parameters())
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((model(X) - Y) ** 2).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return ((model(X) - Y) ** 2).mean().item(), opt, model
+
+
+def test_adam8bit_final_loss_within_2_percent_of_torch_adam():
+    """Adam8bit (8-bit blockwise state on the 4096-element weight) ends within 2% of torch.optim.Adam's final
+    loss after 300 full-batch steps of a noisy regression (loss floor ~0.09, the noise variance)."""
+    l_ref, _, _ = _noisy_regression_loss(lambda p: torch.optim.Adam(p, lr=1e-2))
+    l8, opt, model = _noisy_regression_loss(lambda p: O.Adam8bit(p, lr=1e-2, min_8bit_size=4096))
+    assert opt.state[model[0].weight]["state1"].dtype == torch.uint8
+    assert 0.05 < l_ref < 0.2, l_ref  # trained to near the noise floor, not to 0
+    assert abs(l8 - l_ref) <= 0.02 * l_ref, (l8, l_ref)
+
+
+def test_8bit_adam_state_is_about_2_bytes_per_parameter():
+    """8-bit Adam keeps 1 byte per state (2 states) plus one fp32 absmax per 256-element block per state:
+    2 + 2 * 4 / 256 = 2.03 bytes per parameter (32-bit Adam: 8)."""
+    p = torch.nn.Parameter(torch.randn(4096, 256))
+    opt = O.Adam8bit([p], lr=1e-3)
+    p.grad = torch.randn_like(p)
+    opt.step()
+    st = opt.state[p]
+    nbytes = sum(st[k].numel() * st[k].element_size() for k in ("state1", "state2", "absmax1", "absmax2"))
+    assert nbytes / p.numel() == pytest.approx(2 + 8 / 256)
+    opt32 = O.Adam([p], lr=1e-3)
+    opt32.step()
+    st32 = opt32.state[p]
+    assert (st32["state1"].numel() * 4 + st32["state2"].numel() * 4) / p.numel() == 8

@@ -7,4 +7,5 @@ namespace bnb_cpu {
 // (one declaration per kernel family, e.g. void bind_gemm_4bit(pybind11::module_& m);)
 void bind_mm4(pybind11::module_& m);  // gemm_4bit (ops_mm4.cpp)
 void bind_int8(pybind11::module_& m);  // LLM.int8(): ops_int8.cpp / bind_int8.cpp
+void bind_optim(pybind11::module_& m);
 }  // namespace bnb_cpu

@@ -60,6 +60,7 @@ PYBIND11_MODULE(_cpu, m) {
 
   bnb_cpu::bind_mm4(m);
   bnb_cpu::bind_int8(m);
+  bnb_cpu::bind_optim(m);
 
   m.def("status_message", &bnb_cpu::status_message, py::arg("status"));
   m.def("isa", &bnb_cpu::isa, "The active ISA path: avx512vnni, avx512, avx2 (x86-64), neon (AArch64) or scalar.");

@@ -139,6 +139,7 @@ const char* status_message(int status) {
     case kOutputTooSmall: return "bnb_core._cpu: output buffer too small for (n + 1) // 2 packed bytes";
     case kUnsupportedIsa: return "bnb_core._cpu: ISA unknown or not supported by this CPU";
     case kInternalError: return "bnb_core._cpu: internal error";
+    case kBadOptimizerName: return "bnb_core._cpu: unknown optimizer code (expected 0..7, the order of OPTIMIZER_NAMES)";
     default: return "bnb_core._cpu: unknown status";
   }
 }

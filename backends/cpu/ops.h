@@ -19,6 +19,7 @@ enum Status : int {
   kOutputTooSmall = 6,
   kUnsupportedIsa = 7,
   kInternalError = 8,
+  kBadOptimizerName = 20,  // optimizer kernels (ops_optim.h)
 };
 
 const char* status_message(int status);

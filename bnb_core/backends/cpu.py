@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 
 from .. import formats, registry
+from .._ops import OPTIMIZER_NAMES
 
 NAME = "cpu-native"
 
@@ -254,6 +255,48 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
     return out, subA
 
 
+# ------------------------------------------------------------------------------------ optimizers
+
+# the native kernel numbers the update rules in the order of _ops.OPTIMIZER_NAMES (C++ enum OptimName)
+_OPTIM = {name: i for i, name in enumerate(OPTIMIZER_NAMES)}
+
+
+def _optim_contiguous(*tensors) -> bool:
+    return all(t is None or t.is_contiguous() for t in tensors)
+
+
+def optimizer_update_32bit(optimizer_name, g, p, state1, state2, unorm_vec, max_unorm, param_norm, beta1, beta2,
+                           beta3, alpha, eps, weight_decay, step, lr, gnorm_scale, skip_zeros=False):
+    uv = unorm_vec if max_unorm > 0.0 else None
+    _check(_cpu.optimizer_update_32bit(
+        _OPTIM[optimizer_name], _DTYPE[p.dtype], g.data_ptr(), p.data_ptr(), p.numel(), state1.data_ptr(),
+        _ptr(state2), _ptr(uv), max_unorm, param_norm, beta1, beta2, beta3, alpha, eps, weight_decay, step, lr,
+        gnorm_scale, skip_zeros, torch.get_num_threads()))
+
+
+def _supports_32bit(optimizer_name, g, p, state1, state2, unorm_vec, max_unorm, *args, **kwargs) -> bool:
+    return _optim_contiguous(g, p, state1, state2, unorm_vec if max_unorm > 0.0 else None)
+
+
+def optimizer_update_8bit_blockwise(optimizer_name, g, p, state1, state2, beta1, beta2, beta3, alpha, eps, step, lr,
+                                    qmap1, qmap2, absmax1, absmax2, weight_decay, gnorm_scale, skip_zeros=False):
+    q1 = qmap1.contiguous()
+    q2 = qmap2.contiguous() if state2 is not None else None
+    _check(_cpu.optimizer_update_8bit_blockwise(
+        _OPTIM[optimizer_name], _DTYPE[p.dtype], g.data_ptr(), p.data_ptr(), p.numel(), state1.data_ptr(),
+        _ptr(state2), beta1, beta2, beta3, alpha, eps, step, lr, q1.data_ptr(), _ptr(q2), absmax1.data_ptr(),
+        _ptr(absmax2) if state2 is not None else 0, weight_decay, gnorm_scale, skip_zeros,
+        torch.get_num_threads()))
+
+
+def _supports_8bit(optimizer_name, g, p, state1, state2, beta1, beta2, beta3, alpha, eps, step, lr, qmap1, qmap2,
+                   absmax1, absmax2, *args, **kwargs) -> bool:
+    # a one-state rule given a state2 re-quantizes that state in the reference: left to the reference
+    if state2 is not None and optimizer_name not in ("adam", "lamb", "ademamix"):
+        return False
+    return _optim_contiguous(g, p, state1, state2, absmax1, absmax2 if state2 is not None else None)
+
+
 # ------------------------------------------------------------------------------------ registration
 
 KERNELS = {  # op -> (kernel, supports predicate or None for "every call that passed the check")
@@ -274,6 +317,9 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "int8_mm_dequant": (int8_mm_dequant, None),
     "int8_scaled_mm": (int8_scaled_mm, None),
     "int8_mixed_scaled_mm": (int8_mixed_scaled_mm, None),
+    # in-place updates: states / absmax written through their data pointers (non-contiguous ones -> reference)
+    "optimizer_update_32bit": (optimizer_update_32bit, _supports_32bit),
+    "optimizer_update_8bit_blockwise": (optimizer_update_8bit_blockwise, _supports_8bit),
 }
 
 _loaded = False

@@ -190,7 +190,8 @@ class Optimizer8bit(torch.optim.Optimizer):
         g = p.grad if p.grad.is_contiguous() else p.grad.contiguous()
         if g.dtype != p.dtype:
             g = g.to(p.dtype)
-        nonfinite = int((~torch.isfinite(g)).sum())
+        # one cheap reduction first: a NaN/Inf element makes the fp32 sum non-finite (the exact count only then)
+        nonfinite = 0 if bool(torch.isfinite(g.sum(dtype=torch.float32))) else int((~torch.isfinite(g)).sum())
         self.last_step_nonfinite += nonfinite
         betas = config["betas"]
         beta1, beta2 = betas[0], betas[1] if len(betas) > 1 else 0.0
