@@ -173,8 +173,9 @@ def _as_rows(A: torch.Tensor) -> torch.Tensor:
 
 
 def _int8_scale(x: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
-    """round-half-even(x * (127 / absmax)) in fp32; absmax 0 (or NaN) quantizes to 0."""
-    q = torch.round(x * (formats.INT8_SCALE / absmax))
+    """round-half-even(x * s) with s = fp32(fp32(1 / absmax) * 127) (torch's 127 / absmax: a reciprocal, then a
+    multiply); absmax 0 (or NaN) quantizes to 0."""
+    q = torch.round(x * (torch.reciprocal(absmax) * formats.INT8_SCALE))
     q = torch.where(torch.isfinite(q), q, torch.zeros((), dtype=q.dtype, device=q.device))
     return q.clamp_(-127, 127).to(torch.int8)
 
