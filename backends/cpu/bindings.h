@@ -5,4 +5,5 @@
 
 namespace bnb_cpu {
 // (one declaration per kernel family, e.g. void bind_gemm_4bit(pybind11::module_& m);)
+void bind_memory(pybind11::module_& m);  // memory helpers + thread-pool diagnostics
 }  // namespace bnb_cpu

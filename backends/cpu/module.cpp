@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings.h"
 #include "ops.h"
 
 namespace py = pybind11;
@@ -70,4 +71,6 @@ PYBIND11_MODULE(_cpu, m) {
   m.attr("DTYPE_BFLOAT16") = 2;
   m.attr("QUANT_NF4") = 0;
   m.attr("QUANT_FP4") = 1;
+
+  bnb_cpu::bind_memory(m);
 }
