@@ -134,3 +134,48 @@ def test_concurrent_callers_exact_no_deadlock_no_oversubscription(torch_threads)
         for q, a in results[i]:
             assert torch.equal(q, expect[i][0]) and torch.equal(a, expect[i][1])
     assert 1 <= _cpu.threads_high_water() <= ncallers + nthreads - 1
+
+
+# ------------------------------------------------------------------------------------ exactness at boundaries
+
+
+def _boundary_values(code: torch.Tensor) -> torch.Tensor:
+    """Every boundary of `code`, its two float neighbours, and every bf16 value in [-1, 1] (as fp32)."""
+    b = ((code[:-1] + code[1:]) * 0.5).float()
+    vals = [b, torch.nextafter(b, torch.full_like(b, -2.0)), torch.nextafter(b, torch.full_like(b, 2.0))]
+    bf = torch.arange(0, 1 << 16, dtype=torch.int32).to(torch.int16).view(torch.bfloat16).float()
+    vals.append(bf[bf.abs() <= 1])
+    v = torch.cat(vals)
+    return v[~torch.isnan(v)]
+
+
+@pytest.mark.parametrize("isa", list(_cpu.available_isas()))
+@pytest.mark.parametrize("table", ["dynamic", "dynamic_unsigned", "random"])
+def test_quantize_blockwise_exact_on_boundaries(isa, table):
+    """Values on and next to every boundary (ties go to the lower code) and every bf16 value in [-1, 1],
+    in blocks whose absmax is 1 (y == x), quantize exactly as the reference on every ISA path (the x86 paths
+    use a bucket table over the float bits of y)."""
+    if table == "random":
+        gen = torch.Generator().manual_seed(5)
+        code = torch.sort(torch.rand(256, generator=gen) * 2 - 1).values
+        code[0], code[-1] = -1.0, 1.0
+    else:
+        code = formats.table(table, "cpu")
+    bs = 256
+    v = _boundary_values(code).repeat(4)  # large enough for every task to take the bucket path
+    v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))]
+    per = bs - 1
+    nblk = -(-v.numel() // per)
+    body = torch.zeros(nblk * per)
+    body[: v.numel()] = v
+    x = torch.cat([torch.ones(nblk, 1), body.view(nblk, per)], dim=1).view(-1)
+    was = _cpu.isa()
+    try:
+        assert _cpu.set_isa(isa) == 0
+        q, a = torch.ops.bnb.quantize_blockwise(x, code, bs)
+    finally:
+        _cpu.set_isa(was)
+    qr, ar = reference.quantize_blockwise(x, code, bs)
+    assert torch.equal(a, ar)
+    bad = (q != qr).nonzero()
+    assert bad.numel() == 0, f"{bad.numel()} codes differ, e.g. x={x[bad[0]].item()!r}: {q[bad[0]]} vs {qr[bad[0]]}"
