@@ -77,7 +77,7 @@ def memory_state(device) -> dict:
     try:
         from bnb_core import _cpu
 
-        state["bnb_hugepage_hint"] = _cpu.hugepage_enabled()
+        state["bnb_hugepage_hint"] = _cpu.hugepage_enabled() if hasattr(_cpu, "hugepage_enabled") else "n/a"
     except ImportError:
         state["bnb_hugepage_hint"] = None
     state["THP_MEM_ALLOC_ENABLE"] = os.environ.get("THP_MEM_ALLOC_ENABLE", "unset")
@@ -140,6 +140,8 @@ def _hint(on):
         try:
             from bnb_core import _cpu
         except ImportError:
+            _cpu = None
+        if not hasattr(_cpu, "set_hugepage_enabled"):  # not built, or a build without the hint
             yield
             return
         was = _cpu.hugepage_enabled()
