@@ -144,13 +144,13 @@ def _boundary_values(code: torch.Tensor) -> torch.Tensor:
     b = ((code[:-1] + code[1:]) * 0.5).float()
     vals = [b, torch.nextafter(b, torch.full_like(b, -2.0)), torch.nextafter(b, torch.full_like(b, 2.0))]
     bf = torch.arange(0, 1 << 16, dtype=torch.int32).to(torch.int16).view(torch.bfloat16).float()
-    vals.append(bf[bf.abs() <= 1])
+    vals.append(bf[bf.abs() <= 1])  # includes -0.0 and +0.0
     v = torch.cat(vals)
     return v[~torch.isnan(v)]
 
 
 @pytest.mark.parametrize("isa", list(_cpu.available_isas()))
-@pytest.mark.parametrize("table", ["dynamic", "dynamic_unsigned", "random"])
+@pytest.mark.parametrize("table", ["dynamic", "dynamic_unsigned", "random", "negative_zero_boundary"])
 def test_quantize_blockwise_exact_on_boundaries(isa, table):
     """Values on and next to every boundary (ties go to the lower code) and every bf16 value in [-1, 1],
     in blocks whose absmax is 1 (y == x), quantize exactly as the reference on every ISA path (the x86 paths
@@ -159,6 +159,9 @@ def test_quantize_blockwise_exact_on_boundaries(isa, table):
         gen = torch.Generator().manual_seed(5)
         code = torch.sort(torch.rand(256, generator=gen) * 2 - 1).values
         code[0], code[-1] = -1.0, 1.0
+    elif table == "negative_zero_boundary":  # boundary 126 is (-0 + -0) / 2 = -0.0
+        code = formats.table("dynamic", "cpu").clone()
+        code[126] = code[127] = -0.0
     else:
         code = formats.table(table, "cpu")
     bs = 256

@@ -263,7 +263,8 @@ struct Lut16 {
 // lo and largest hi, base = #{B < lo} and f(y) = base + sum_{t < k} (y > B[base + t]) for every y in it, where
 // k = #{B < hi} - base is the number of boundaries inside it; extra comparisons past those are false
 // (B[base + t] >= hi >= y), so every bucket can use the same number of comparisons, maxk. For bitsandbytes'
-// dynamic maps maxk = 1; a table with maxk > 2 is not used (binary search instead).
+// dynamic maps maxk = 1; a table with maxk > 2 is not used (binary search instead). With maxk <= 1 one
+// gather does: each entry packs base and the low 16 bits of the candidate's key (see Q8Buckets::packed).
 #if BNB_AVX512 || BNB_AVX2
 constexpr uint32_t kQ8KeyLo = 0x3FFFu;  // key(-2.0f) >> 16
 constexpr uint32_t kQ8KeyHi = 0xC000u;  // key(+2.0f) >> 16
@@ -274,7 +275,11 @@ constexpr int kQ8Slots = 8;  // distinct boundary tables cached per process (the
 struct Q8Buckets {
   float bnd[256];  // the padded boundaries this table was built for
   int maxk;        // comparisons per value (0..kQ8MaxK); > kQ8MaxK: unusable
+  bool packed_ok;  // maxk <= 1 and no boundary in the two end buckets: `packed` is valid
   uint8_t base[kQ8Buckets + 4];  // + 4: read as 32-bit gathers
+  // base << 16 | the low 16 bits of key(B[base] + 0) when that key lies in the bucket, else 0xFFFF: with
+  // y normalized by + 0 (-0 -> +0), y > B[base] <=> low16(key(y)) > low16 (same bucket, no NaN).
+  uint32_t packed[kQ8Buckets];
 };
 
 inline uint32_t q8_key(uint32_t u) { return u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u); }
@@ -285,6 +290,7 @@ inline float q8_from_key(uint32_t k) {
 void q8_build(Q8Buckets* t, const float* padded) {
   memcpy(t->bnd, padded, sizeof(t->bnd));
   int maxk = 0, p = 0, q = 0;  // p = #{B < lo}, q = #{B < hi}; both only grow with the bucket
+  bool ok = true;
   for (int j = 0; j < kQ8Buckets; ++j) {
     const uint32_t k0 = (kQ8KeyLo + (uint32_t)j) << 16;
     const float lo = (j == 0) ? -INFINITY : q8_from_key(k0);
@@ -294,9 +300,17 @@ void q8_build(Q8Buckets* t, const float* padded) {
     while (q < 255 && padded[q] < hi) ++q;
     t->base[j] = (uint8_t)p;
     if (q - p > maxk) maxk = q - p;
+    uint32_t low = 0xFFFFu;
+    if (q > p) {
+      const uint32_t kb = q8_key(bnb::f32_bits(padded[p] + 0.0f));
+      if ((kb >> 16) == (kQ8KeyLo + (uint32_t)j)) low = kb & 0xFFFFu;
+      if (j == 0 || j == kQ8Buckets - 1) ok = false;  // clamped buckets: low bits of y's key say nothing
+    }
+    t->packed[j] = ((uint32_t)p << 16) | low;
   }
   memset(t->base + kQ8Buckets, 0, 4);
   t->maxk = maxk;
+  t->packed_ok = ok && maxk <= 1;
 }
 
 std::atomic<Q8Buckets*> g_q8_slots[kQ8Slots];
@@ -342,6 +356,19 @@ inline vi gather_u8(const uint8_t* base, vi idx) {
 inline vi min_i(vi a, int k) { return _mm512_min_epi32(a, _mm512_set1_epi32(k)); }
 // c += (y > b)
 inline vi add_gt(vi c, vf y, vf b) { return count_gt(c, y, b); }
+// code of y (no NaN) from the packed table: one gather
+inline vi q8_packed_code(const uint32_t* packed, vf y) {
+  y = _mm512_add_ps(y, _mm512_setzero_ps());  // -0 -> +0
+  vi u = _mm512_castps_si512(y);
+  vi k = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), _mm512_set1_epi32((int)0x80000000u)));
+  vi j = _mm512_srli_epi32(k, 16);
+  j = _mm512_min_epu32(_mm512_max_epu32(j, _mm512_set1_epi32((int)kQ8KeyLo)), _mm512_set1_epi32((int)kQ8KeyHi));
+  vi e = _mm512_i32gather_epi32(_mm512_sub_epi32(j, _mm512_set1_epi32((int)kQ8KeyLo)), (const void*)packed, 4);
+  const vi m16 = _mm512_set1_epi32(0xFFFF);
+  __mmask16 gt = _mm512_cmpgt_epi32_mask(_mm512_and_si512(k, m16), _mm512_and_si512(e, m16));
+  vi c = _mm512_srli_epi32(e, 16);
+  return _mm512_mask_add_epi32(c, gt, c, _mm512_set1_epi32(1));
+}
 #elif BNB_AVX2
 inline vi q8_bucket(vf y) {
   vi u = _mm256_castps_si256(y);
@@ -355,6 +382,17 @@ inline vi gather_u8(const uint8_t* base, vi idx) {
 }
 inline vi min_i(vi a, int k) { return _mm256_min_epi32(a, _mm256_set1_epi32(k)); }
 inline vi add_gt(vi c, vf y, vf b) { return count_gt(c, y, b); }
+inline vi q8_packed_code(const uint32_t* packed, vf y) {
+  y = _mm256_add_ps(y, _mm256_setzero_ps());  // -0 -> +0
+  vi u = _mm256_castps_si256(y);
+  vi k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32((int)0x80000000u)));
+  vi j = _mm256_srli_epi32(k, 16);
+  j = _mm256_min_epu32(_mm256_max_epu32(j, _mm256_set1_epi32((int)kQ8KeyLo)), _mm256_set1_epi32((int)kQ8KeyHi));
+  vi e = _mm256_i32gather_epi32((const int*)packed, _mm256_sub_epi32(j, _mm256_set1_epi32((int)kQ8KeyLo)), 4);
+  const vi m16 = _mm256_set1_epi32(0xFFFF);
+  vi gt = _mm256_cmpgt_epi32(_mm256_and_si256(k, m16), _mm256_and_si256(e, m16));
+  return _mm256_sub_epi32(_mm256_srli_epi32(e, 16), gt);
+}
 #endif
 
 // AVX-512: exact search over <= 16 ascending boundaries padded with +Inf to 16 (NF4: 15, FP4 magnitudes: 7 + 8
@@ -433,7 +471,10 @@ void quant8_t(const void* x, int64_t n, const float* padded, bool sorted, int64_
 #if BNB_AVX512 || BNB_AVX2
     if (bk != nullptr) {
       const vf vs = vset1(sc.s), vinv = vset1(sc.inv);
-      if (bk->maxk <= 1) {
+      if (bk->packed_ok) {
+        for (; i + W <= e; i += W)
+          store_codes8(out + i, q8_packed_code(bk->packed, vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv))));
+      } else if (bk->maxk <= 1) {
         for (; i + W <= e; i += W) {
           vf y = vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv));
           vi c = gather_u8(bk->base, q8_bucket(y));
