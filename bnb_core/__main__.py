@@ -58,7 +58,10 @@ def _cpu_isa() -> str:
         from bnb_core import _cpu
     except ImportError as e:
         return f"native module not available ({e})"
-    return f"isa={_cpu.isa()} (available: {', '.join(_cpu.available_isas())})"
+    thp = ""
+    if hasattr(_cpu, "thp_mode"):
+        thp = f", transparent huge pages {_cpu.thp_mode()}, output hint {'on' if _cpu.hugepage_enabled() else 'off'}"
+    return f"isa={_cpu.isa()} (available: {', '.join(_cpu.available_isas())}){thp}"
 
 
 def check(device: str, ops, verbose: bool) -> bool:

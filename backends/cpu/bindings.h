@@ -8,4 +8,5 @@ namespace bnb_cpu {
 void bind_mm4(pybind11::module_& m);  // gemm_4bit (ops_mm4.cpp)
 void bind_int8(pybind11::module_& m);  // LLM.int8(): ops_int8.cpp / bind_int8.cpp
 void bind_optim(pybind11::module_& m);
+void bind_memory(pybind11::module_& m);  // memory helpers + thread-pool diagnostics
 }  // namespace bnb_cpu

@@ -7,6 +7,10 @@
 #include <math.h>
 #include <string.h>
 
+#include <atomic>
+#include <mutex>
+#include <new>
+
 #include "bnb_quant_math.h"
 #include "kernels.h"
 
@@ -441,6 +445,163 @@ struct Lut16 {
 };
 #endif
 
+
+// ---------------------------------------------------------------- x86: exact 8-bit code via a bucket table
+// (quant8 with an ascending boundary table). The code of y is f(y) = #{i : y > B[i]} (ties go to the lower
+// code). Buckets are ranges of the float bits of y (sign, exponent and the top 7 mantissa bits, i.e. the
+// bf16 value; y clamped to [-2, 2], the end buckets extend to -inf / +inf). For a bucket with smallest value
+// lo and largest hi, base = #{B < lo} and f(y) = base + sum_{t < k} (y > B[base + t]) for every y in it, where
+// k = #{B < hi} - base is the number of boundaries inside it; extra comparisons past those are false
+// (B[base + t] >= hi >= y), so every bucket can use the same number of comparisons, maxk. For bitsandbytes'
+// dynamic maps maxk = 1; a table with maxk > 2 is not used (binary search instead). With maxk <= 1 one
+// gather does: each entry packs base and the low 16 bits of the candidate's key (see Q8Buckets::packed).
+#if BNB_AVX512 || BNB_AVX2
+constexpr uint32_t kQ8KeyLo = 0x3FFFu;  // key(-2.0f) >> 16
+constexpr uint32_t kQ8KeyHi = 0xC000u;  // key(+2.0f) >> 16
+constexpr int kQ8Buckets = (int)(kQ8KeyHi - kQ8KeyLo + 1);
+constexpr int kQ8MaxK = 2;
+constexpr int kQ8Slots = 8;  // distinct boundary tables cached per process (they are never freed)
+
+struct Q8Buckets {
+  float bnd[256];  // the padded boundaries this table was built for
+  int maxk;        // comparisons per value (0..kQ8MaxK); > kQ8MaxK: unusable
+  bool packed_ok;  // maxk <= 1 and no boundary in the two end buckets: `packed` is valid
+  uint8_t base[kQ8Buckets + 4];  // + 4: read as 32-bit gathers
+  // base << 16 | the low 16 bits of key(B[base] + 0) when that key lies in the bucket, else 0xFFFF: with
+  // y normalized by + 0 (-0 -> +0), y > B[base] <=> low16(key(y)) > low16 (same bucket, no NaN).
+  uint32_t packed[kQ8Buckets];
+};
+
+inline uint32_t q8_key(uint32_t u) { return u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u); }
+inline float q8_from_key(uint32_t k) {
+  return bnb::f32_from_bits((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k);
+}
+
+void q8_build(Q8Buckets* t, const float* padded) {
+  memcpy(t->bnd, padded, sizeof(t->bnd));
+  int maxk = 0, p = 0, q = 0;  // p = #{B < lo}, q = #{B < hi}; both only grow with the bucket
+  bool ok = true;
+  for (int j = 0; j < kQ8Buckets; ++j) {
+    const uint32_t k0 = (kQ8KeyLo + (uint32_t)j) << 16;
+    const float lo = (j == 0) ? -INFINITY : q8_from_key(k0);
+    const float hi = (j == kQ8Buckets - 1) ? INFINITY : q8_from_key(k0 | 0xFFFFu);
+    while (p < 255 && padded[p] < lo) ++p;
+    if (q < p) q = p;
+    while (q < 255 && padded[q] < hi) ++q;
+    t->base[j] = (uint8_t)p;
+    if (q - p > maxk) maxk = q - p;
+    uint32_t low = 0xFFFFu;
+    if (q > p) {
+      const uint32_t kb = q8_key(bnb::f32_bits(padded[p] + 0.0f));
+      if ((kb >> 16) == (kQ8KeyLo + (uint32_t)j)) low = kb & 0xFFFFu;
+      if (j == 0 || j == kQ8Buckets - 1) ok = false;  // clamped buckets: low bits of y's key say nothing
+    }
+    t->packed[j] = ((uint32_t)p << 16) | low;
+  }
+  memset(t->base + kQ8Buckets, 0, 4);
+  t->maxk = maxk;
+  t->packed_ok = ok && maxk <= 1;
+}
+
+std::atomic<Q8Buckets*> g_q8_slots[kQ8Slots];
+std::mutex g_q8_mu;
+
+// The cached table for these (ascending) boundaries, built on first use; nullptr when every slot holds
+// another table or the allocation fails (the caller then uses the binary search).
+const Q8Buckets* q8_buckets(const float* padded) {
+  for (int i = 0; i < kQ8Slots; ++i) {
+    const Q8Buckets* t = g_q8_slots[i].load(std::memory_order_acquire);
+    if (t == nullptr) break;
+    if (memcmp(t->bnd, padded, sizeof(t->bnd)) == 0) return t;
+  }
+  std::lock_guard<std::mutex> g(g_q8_mu);
+  for (int i = 0; i < kQ8Slots; ++i) {
+    Q8Buckets* t = g_q8_slots[i].load(std::memory_order_acquire);
+    if (t != nullptr) {
+      if (memcmp(t->bnd, padded, sizeof(t->bnd)) == 0) return t;
+      continue;
+    }
+    t = new (std::nothrow) Q8Buckets;
+    if (t == nullptr) return nullptr;
+    q8_build(t, padded);
+    g_q8_slots[i].store(t, std::memory_order_release);
+    return t;
+  }
+  return nullptr;
+}
+#endif
+
+#if BNB_AVX512
+// bucket index of y (no NaN)
+inline vi q8_bucket(vf y) {
+  vi u = _mm512_castps_si512(y);
+  vi k = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), _mm512_set1_epi32((int)0x80000000u)));
+  k = _mm512_srli_epi32(k, 16);
+  k = _mm512_min_epu32(_mm512_max_epu32(k, _mm512_set1_epi32((int)kQ8KeyLo)), _mm512_set1_epi32((int)kQ8KeyHi));
+  return _mm512_sub_epi32(k, _mm512_set1_epi32((int)kQ8KeyLo));
+}
+inline vi gather_u8(const uint8_t* base, vi idx) {
+  return _mm512_and_si512(_mm512_i32gather_epi32(idx, (const void*)base, 1), _mm512_set1_epi32(0xFF));
+}
+inline vi min_i(vi a, int k) { return _mm512_min_epi32(a, _mm512_set1_epi32(k)); }
+// c += (y > b)
+inline vi add_gt(vi c, vf y, vf b) { return count_gt(c, y, b); }
+// code of y (no NaN) from the packed table: one gather
+inline vi q8_packed_code(const uint32_t* packed, vf y) {
+  y = _mm512_add_ps(y, _mm512_setzero_ps());  // -0 -> +0
+  vi u = _mm512_castps_si512(y);
+  vi k = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), _mm512_set1_epi32((int)0x80000000u)));
+  vi j = _mm512_srli_epi32(k, 16);
+  j = _mm512_min_epu32(_mm512_max_epu32(j, _mm512_set1_epi32((int)kQ8KeyLo)), _mm512_set1_epi32((int)kQ8KeyHi));
+  vi e = _mm512_i32gather_epi32(_mm512_sub_epi32(j, _mm512_set1_epi32((int)kQ8KeyLo)), (const void*)packed, 4);
+  const vi m16 = _mm512_set1_epi32(0xFFFF);
+  __mmask16 gt = _mm512_cmpgt_epi32_mask(_mm512_and_si512(k, m16), _mm512_and_si512(e, m16));
+  vi c = _mm512_srli_epi32(e, 16);
+  return _mm512_mask_add_epi32(c, gt, c, _mm512_set1_epi32(1));
+}
+#elif BNB_AVX2
+inline vi q8_bucket(vf y) {
+  vi u = _mm256_castps_si256(y);
+  vi k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32((int)0x80000000u)));
+  k = _mm256_srli_epi32(k, 16);
+  k = _mm256_min_epu32(_mm256_max_epu32(k, _mm256_set1_epi32((int)kQ8KeyLo)), _mm256_set1_epi32((int)kQ8KeyHi));
+  return _mm256_sub_epi32(k, _mm256_set1_epi32((int)kQ8KeyLo));
+}
+inline vi gather_u8(const uint8_t* base, vi idx) {
+  return _mm256_and_si256(_mm256_i32gather_epi32((const int*)base, idx, 1), _mm256_set1_epi32(0xFF));
+}
+inline vi min_i(vi a, int k) { return _mm256_min_epi32(a, _mm256_set1_epi32(k)); }
+inline vi add_gt(vi c, vf y, vf b) { return count_gt(c, y, b); }
+inline vi q8_packed_code(const uint32_t* packed, vf y) {
+  y = _mm256_add_ps(y, _mm256_setzero_ps());  // -0 -> +0
+  vi u = _mm256_castps_si256(y);
+  vi k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32((int)0x80000000u)));
+  vi j = _mm256_srli_epi32(k, 16);
+  j = _mm256_min_epu32(_mm256_max_epu32(j, _mm256_set1_epi32((int)kQ8KeyLo)), _mm256_set1_epi32((int)kQ8KeyHi));
+  vi e = _mm256_i32gather_epi32((const int*)packed, _mm256_sub_epi32(j, _mm256_set1_epi32((int)kQ8KeyLo)), 4);
+  const vi m16 = _mm256_set1_epi32(0xFFFF);
+  vi gt = _mm256_cmpgt_epi32(_mm256_and_si256(k, m16), _mm256_and_si256(e, m16));
+  return _mm256_sub_epi32(_mm256_srli_epi32(e, 16), gt);
+}
+#endif
+
+// AVX-512: exact search over <= 16 ascending boundaries padded with +Inf to 16 (NF4: 15, FP4 magnitudes: 7 + 8
+// Inf) held in registers: idx += (y > T[idx + step - 1]) ? step : 0 for step = 8, 4, 2, 1, i.e. the number of
+// boundaries strictly below y (same result as counting them).
+#if BNB_AVX512
+struct Search16 {
+  vf t;
+  explicit Search16(const float* b16) : t(_mm512_loadu_ps(b16)) {}
+  template <int NSTEPS>
+  inline vi operator()(vf y) const {
+    vi idx = izero();
+    for (int step = 1 << (NSTEPS - 1); step >= 1; step >>= 1)
+      idx = add_step_gt(idx, y, _mm512_permutexvar_ps(add_i(idx, step - 1), t), step);
+    return idx;
+  }
+};
+#endif
+
 // ============================================================ block kernels
 template <int DT>
 inline float load1(const void* x, int64_t i) {
@@ -486,12 +647,41 @@ void quant8_t(const void* x, int64_t n, const float* padded, bool sorted, int64_
 #if BNB_Q8_LUT
   const Lut256 blut(padded);
 #endif
+#if BNB_AVX512 || BNB_AVX2
+  // x86: bucket table (see Q8Buckets) when the chunk is large enough to amortize the lookup of the table
+  const Q8Buckets* bk = (sorted && (b1 - b0) * bs >= 4096) ? q8_buckets(padded) : nullptr;
+  if (bk != nullptr && bk->maxk > kQ8MaxK) bk = nullptr;
+#endif
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t s = b * bs, e = (s + bs < n) ? s + bs : n;
     const float am = block_absmax<DT>(x, s, e);
     absmax[b] = am;
     const bnb::BlockScale sc = bnb::block_scale(am);
     int64_t i = s;
+#if BNB_AVX512 || BNB_AVX2
+    if (bk != nullptr) {
+      const vf vs = vset1(sc.s), vinv = vset1(sc.inv);
+      if (bk->packed_ok) {
+        for (; i + W <= e; i += W)
+          store_codes8(out + i, q8_packed_code(bk->packed, vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv))));
+      } else if (bk->maxk <= 1) {
+        for (; i + W <= e; i += W) {
+          vf y = vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv));
+          vi c = gather_u8(bk->base, q8_bucket(y));
+          c = add_gt(c, y, gather(padded, c));  // c <= 255: padded[255] = +Inf
+          store_codes8(out + i, c);
+        }
+      } else {
+        for (; i + W <= e; i += W) {
+          vf y = vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv));
+          vi c0 = gather_u8(bk->base, q8_bucket(y));
+          vi c = add_gt(c0, y, gather(padded, c0));
+          c = add_gt(c, y, gather(padded, min_i(add_i(c0, 1), 255)));
+          store_codes8(out + i, c);
+        }
+      }
+    }
+#endif
     if (sorted) {
 #if BNB_VEC
       const vf vs = vset1(sc.s), vinv = vset1(sc.inv);
@@ -543,7 +733,18 @@ inline void put_nibble(uint8_t* out, int64_t j, int c, int zero) {
 template <int DT, int QT>
 void quant4_t(const void* x, int64_t n, int64_t bs, uint8_t* out, float* absmax, int64_t b0, int64_t b1) {
   const int zero = bnb::zero_code_4bit(QT);
-#if BNB_VEC
+#if BNB_AVX512
+  // boundaries padded with +Inf to 16 entries: NF4 4 search steps, FP4 magnitudes 3 (AVX2 keeps counting:
+  // its 16-entry lookup needs two permutes and a blend per step, measured slower than 15 independent compares)
+  float b16[16];
+  for (int k = 0; k < 16; ++k) b16[k] = INFINITY;
+  if (QT == 0) {
+    for (int k = 0; k < 15; ++k) b16[k] = bnb_formats::NF4_BOUNDARIES[k];
+  } else {
+    for (int k = 0; k < 7; ++k) b16[k] = bnb_formats::FP4_MAGNITUDE_BOUNDARIES[k];
+  }
+  const Search16 search(b16);
+#elif BNB_VEC
   vf bnd[15];
   if (QT == 0) {
     for (int k = 0; k < 15; ++k) bnd[k] = vset1(bnb_formats::NF4_BOUNDARIES[k]);
@@ -562,6 +763,15 @@ void quant4_t(const void* x, int64_t n, int64_t bs, uint8_t* out, float* absmax,
       const vf vs = vset1(sc.s), vinv = vset1(sc.inv);
       for (; i + W <= e; i += W) {
         vf y = vzero_nan(vmul(vmul(vload<DT>(x, i), vs), vinv));
+#if BNB_AVX512
+        vi c;
+        if (QT == 0) {
+          c = search.template operator()<4>(y);
+        } else {
+          c = search.template operator()<3>(vabs(y));
+          c = ior(fp4_rank_to_code(c), fp4_sign(y));
+        }
+#else
         vi c = izero();
         if (QT == 0) {
           for (int k = 0; k < 15; ++k) c = count_gt(c, y, bnd[k]);
@@ -570,6 +780,7 @@ void quant4_t(const void* x, int64_t n, int64_t bs, uint8_t* out, float* absmax,
           for (int k = 0; k < 7; ++k) c = count_gt(c, m, bnd[k]);
           c = ior(fp4_rank_to_code(c), fp4_sign(y));
         }
+#endif
         store_packed4(out + (i >> 1), c);
       }
     }

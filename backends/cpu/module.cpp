@@ -75,4 +75,6 @@ PYBIND11_MODULE(_cpu, m) {
   m.attr("DTYPE_BFLOAT16") = 2;
   m.attr("QUANT_NF4") = 0;
   m.attr("QUANT_FP4") = 1;
+
+  bnb_cpu::bind_memory(m);
 }

@@ -108,7 +108,7 @@ void run_blocks(int64_t n, int64_t blocksize, int nthreads, bool even_starts, co
   const int64_t nblocks = (n + blocksize - 1) / blocksize;
   nthreads = clamp_threads(nthreads);
   if (nthreads <= 1 || n < kInlineElements || nblocks < 2) {
-    body((int64_t)0, nblocks);
+    parallel_for(1, 1, [&](int64_t) { body((int64_t)0, nblocks); });  // serial (records the diagnostics)
     return;
   }
   int64_t ntasks = (int64_t)nthreads * 4;

@@ -24,8 +24,8 @@ class Pool {
     return (int)workers_.size();
   }
 
-  // Called with busy_ held.
-  void run(int64_t ntasks, int nthreads, const std::function<void(int64_t)>& fn) {
+  // Called with busy_ held. Returns the number of threads that took part (the caller included).
+  int run(int64_t ntasks, int nthreads, const std::function<void(int64_t)>& fn) {
     int want = nthreads - 1;
     if (want > kMaxWorkers) want = kMaxWorkers;
     grow(want);
@@ -47,6 +47,7 @@ class Pool {
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, [&] { return pending_ == 0; });
     fn_ = nullptr;
+    return nworkers + 1;
   }
 
  private:
@@ -120,6 +121,22 @@ Pool* get_pool() {
   return g_pool;
 }
 
+thread_local int t_last_threads = 0;
+std::atomic<int> g_running{0};
+std::atomic<int> g_high_water{0};
+
+// Counts `k` threads as running tasks for the lifetime of the object (high-water mark diagnostic).
+struct Running {
+  int k;
+  explicit Running(int k_) : k(k_) {
+    int now = g_running.fetch_add(k) + k;
+    int hw = g_high_water.load();
+    while (now > hw && !g_high_water.compare_exchange_weak(hw, now)) {
+    }
+  }
+  ~Running() { g_running.fetch_sub(k); }
+};
+
 }  // namespace
 
 void parallel_for(int64_t ntasks, int nthreads, const std::function<void(int64_t)>& fn) {
@@ -128,12 +145,23 @@ void parallel_for(int64_t ntasks, int nthreads, const std::function<void(int64_t
   if (pool != nullptr) {
     std::unique_lock<std::mutex> lk(pool->busy(), std::try_to_lock);
     if (lk.owns_lock()) {
-      pool->run(ntasks, nthreads, fn);
+      // the caller plus at most nthreads - 1 workers (run() may use fewer: count the upper bound)
+      int k = nthreads;
+      if (k > kMaxWorkers + 1) k = kMaxWorkers + 1;
+      if (k > ntasks) k = (int)ntasks;
+      Running r(k);
+      t_last_threads = pool->run(ntasks, nthreads, fn);
       return;
     }
   }
+  Running r(1);
+  t_last_threads = 1;
   for (int64_t t = 0; t < ntasks; ++t) fn(t);
 }
+
+int last_threads() { return t_last_threads; }
+int threads_high_water() { return g_high_water.load(); }
+void reset_threads_high_water() { g_high_water.store(g_running.load()); }
 
 int pool_size() {
   Pool* p = get_pool();

@@ -1,0 +1,184 @@
+"""Native CPU backend runtime behaviour: transparent-huge-page hint for fresh outputs, threads (torch's
+thread count, no oversubscription from concurrent callers, no deadlock)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from bnb_core import formats, reference
+
+_cpu = pytest.importorskip("bnb_core._cpu", reason="native CPU backend not built")
+
+
+def _vma_flags(addr: int) -> list[str]:
+    """VmFlags of the mapping holding addr (/proc/self/smaps)."""
+    flags, inside = None, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and line.startswith("VmFlags:"):
+                flags = line.split()[1:]
+    assert flags is not None, f"no mapping holds {addr:#x}"
+    return flags
+
+
+# ------------------------------------------------------------------------------------ huge pages
+
+
+def test_advise_hugepage_only_inside_the_buffer():
+    mode = _cpu.thp_mode()
+    assert mode in ("always", "madvise", "never", "unavailable")
+    huge = 2 << 20
+    buf = torch.empty(24 << 20, dtype=torch.uint8)
+    p, n = buf.data_ptr(), buf.numel()
+    assert _cpu.advise_hugepage(p, _cpu.HUGEPAGE_MIN_BYTES - 1) == 0  # too small: nothing done
+    advised = _cpu.advise_hugepage(p, n)
+    if mode != "madvise" or not _cpu.hugepage_enabled():
+        assert advised == 0
+        return
+    # exactly the 2 MiB pages lying inside [p, p + n)
+    first = -(-p // huge) * huge
+    assert advised == (p + n) // huge * huge - first
+    assert "hg" in _vma_flags(first) and "hg" in _vma_flags(first + advised - 1)
+    if first - 1 >= p:  # the bytes of the buffer before the first huge page boundary are not advised
+        assert "hg" not in _vma_flags(first - 1)
+    buf.fill_(7)
+    assert int(buf.sum()) == 7 * n
+
+
+def test_hugepage_hint_switch_and_results_unchanged():
+    x = torch.randn(2048, 2048, dtype=torch.bfloat16)  # 8 MiB bf16 output, 2 MiB packed
+    q, a = torch.ops.bnb.quantize_4bit(x, 64, "nf4", torch.uint8)
+    qr, ar = reference.quantize_4bit(x, 64, "nf4", torch.uint8)
+    assert torch.equal(q, qr) and torch.equal(a, ar)
+    was = _cpu.hugepage_enabled()
+    try:
+        outs = []
+        for on in (True, False):
+            _cpu.set_hugepage_enabled(on)
+            assert _cpu.hugepage_enabled() is on
+            outs.append(torch.ops.bnb.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.bfloat16))
+            if on and _cpu.thp_mode() == "madvise":  # the fresh output was advised
+                first = -(-outs[-1].data_ptr() // (2 << 20)) * (2 << 20)
+                assert "hg" in _vma_flags(first)
+            if not on:
+                assert _cpu.advise_hugepage(outs[-1].data_ptr(), outs[-1].numel() * 2) == 0
+    finally:
+        _cpu.set_hugepage_enabled(was)
+    expect = reference.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.bfloat16)
+    assert torch.equal(outs[0], expect) and torch.equal(outs[1], expect)
+
+
+# ------------------------------------------------------------------------------------ threads
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_kernels_follow_torch_num_threads(torch_threads):
+    x = torch.randn(1 << 20)  # large enough to be split into tasks
+    torch.set_num_threads(1)
+    torch.ops.bnb.quantize_4bit(x, 64, "nf4", torch.uint8)
+    assert _cpu.last_threads() == 1
+    torch.ops.bnb.dequantize_blockwise(*torch.ops.bnb.quantize_blockwise(x, formats.table("dynamic", "cpu"), 256),
+                                       formats.table("dynamic", "cpu"), 256, torch.float32)
+    assert _cpu.last_threads() == 1
+    torch.set_num_threads(2)
+    torch.ops.bnb.quantize_4bit(x, 64, "nf4", torch.uint8)
+    assert _cpu.last_threads() == 2  # nothing else uses the pool now
+    torch.ops.bnb.quantize_4bit(x[:1000], 64, "nf4", torch.uint8)  # small: on the calling thread
+    assert _cpu.last_threads() == 1
+
+
+def test_concurrent_callers_exact_no_deadlock_no_oversubscription(torch_threads):
+    """4 Python threads quantize at once: results bit-exact, every call returns, and the threads running
+    our kernels never exceed the callers plus one pool (callers + torch threads - 1)."""
+    torch.set_num_threads(2)
+    nthreads = torch.get_num_threads()
+    ncallers, rounds = 4, 6
+    gen = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(1 << 18, generator=gen, dtype=torch.bfloat16) * (i + 1) for i in range(ncallers)]
+    expect = [reference.quantize_4bit(x, 64, "nf4", torch.uint8) for x in inputs]
+    results = [[] for _ in range(ncallers)]
+    errors = []
+    start = threading.Barrier(ncallers)
+
+    def worker(i):
+        try:
+            start.wait(timeout=60)
+            for _ in range(rounds):
+                results[i].append(torch.ops.bnb.quantize_4bit(inputs[i], 64, "nf4", torch.uint8))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    _cpu.reset_threads_high_water()
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(ncallers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a quantize_4bit call did not return (deadlock?)"
+    assert not errors, errors
+    for i in range(ncallers):
+        assert len(results[i]) == rounds
+        for q, a in results[i]:
+            assert torch.equal(q, expect[i][0]) and torch.equal(a, expect[i][1])
+    assert 1 <= _cpu.threads_high_water() <= ncallers + nthreads - 1
+
+
+# ------------------------------------------------------------------------------------ exactness at boundaries
+
+
+def _boundary_values(code: torch.Tensor) -> torch.Tensor:
+    """Every boundary of `code`, its two float neighbours, and every bf16 value in [-1, 1] (as fp32)."""
+    b = ((code[:-1] + code[1:]) * 0.5).float()
+    vals = [b, torch.nextafter(b, torch.full_like(b, -2.0)), torch.nextafter(b, torch.full_like(b, 2.0))]
+    bf = torch.arange(0, 1 << 16, dtype=torch.int32).to(torch.int16).view(torch.bfloat16).float()
+    vals.append(bf[bf.abs() <= 1])  # includes -0.0 and +0.0
+    v = torch.cat(vals)
+    return v[~torch.isnan(v)]
+
+
+@pytest.mark.parametrize("isa", list(_cpu.available_isas()))
+@pytest.mark.parametrize("table", ["dynamic", "dynamic_unsigned", "random", "negative_zero_boundary"])
+def test_quantize_blockwise_exact_on_boundaries(isa, table):
+    """Values on and next to every boundary (ties go to the lower code) and every bf16 value in [-1, 1],
+    in blocks whose absmax is 1 (y == x), quantize exactly as the reference on every ISA path (the x86 paths
+    use a bucket table over the float bits of y)."""
+    if table == "random":
+        gen = torch.Generator().manual_seed(5)
+        code = torch.sort(torch.rand(256, generator=gen) * 2 - 1).values
+        code[0], code[-1] = -1.0, 1.0
+    elif table == "negative_zero_boundary":  # boundary 126 is (-0 + -0) / 2 = -0.0
+        code = formats.table("dynamic", "cpu").clone()
+        code[126] = code[127] = -0.0
+    else:
+        code = formats.table(table, "cpu")
+    bs = 256
+    v = _boundary_values(code).repeat(4)  # large enough for every task to take the bucket path
+    v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))]
+    per = bs - 1
+    nblk = -(-v.numel() // per)
+    body = torch.zeros(nblk * per)
+    body[: v.numel()] = v
+    x = torch.cat([torch.ones(nblk, 1), body.view(nblk, per)], dim=1).view(-1)
+    was = _cpu.isa()
+    try:
+        assert _cpu.set_isa(isa) == 0
+        q, a = torch.ops.bnb.quantize_blockwise(x, code, bs)
+    finally:
+        _cpu.set_isa(was)
+    qr, ar = reference.quantize_blockwise(x, code, bs)
+    assert torch.equal(a, ar)
+    bad = (q != qr).nonzero()
+    assert bad.numel() == 0, f"{bad.numel()} codes differ, e.g. x={x[bad[0]].item()!r}: {q[bad[0]]} vs {qr[bad[0]]}"
