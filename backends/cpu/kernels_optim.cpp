@@ -43,6 +43,8 @@ namespace bnb_cpu {
 namespace BNB_ISA_NS {
 namespace {
 
+#include "simd_io.h"  // per-ISA: inside this namespace on purpose
+
 constexpr int64_t BS = BNB_OPTIMIZER_BLOCKSIZE;
 
 // ============================================================ scalar primitives (tails, scalar build)
@@ -88,27 +90,9 @@ inline vmask m_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 inline vmask m_and(vmask a, vmask b) { return (vmask)(a & b); }
 inline vf sel(vmask m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
 template <int DT>
-inline vf ldv(const void* p, int64_t i, vf) {
-  if (DT == 0) return _mm512_loadu_ps((const float*)p + i);
-  __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
-  if (DT == 1) return _mm512_cvtph_ps(h);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
+inline vf ldv(const void* p, int64_t i, vf) { return simd_io::load<DT>(p, i); }
 template <int DT>
-inline void stv(void* p, int64_t i, vf v) {
-  if (DT == 0) {
-    _mm512_storeu_ps((float*)p + i, v);
-  } else if (DT == 1) {
-    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {
-    vi u = _mm512_castps_si512(v);
-    vi r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
-                            _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
-    r = _mm512_srli_epi32(r, 16);
-    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
-    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtepi32_epi16(r));
-  }
-}
+inline void stv(void* p, int64_t i, vf v) { simd_io::store<DT>(p, i, v); }
 inline vf ldf(const float* p, int64_t i, vf) { return _mm512_loadu_ps(p + i); }
 inline void stf(float* p, int64_t i, vf v) { _mm512_storeu_ps(p + i, v); }
 inline vf vabs(vf v) { return _mm512_abs_ps(v); }
@@ -219,29 +203,9 @@ inline vmask m_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
 inline vmask m_and(vmask a, vmask b) { return _mm256_and_ps(a, b); }
 inline vf sel(vmask m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
 template <int DT>
-inline vf ldv(const void* p, int64_t i, vf) {
-  if (DT == 0) return _mm256_loadu_ps((const float*)p + i);
-  __m128i h = _mm_loadu_si128((const __m128i*)((const uint16_t*)p + i));
-  if (DT == 1) return _mm256_cvtph_ps(h);
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
+inline vf ldv(const void* p, int64_t i, vf) { return simd_io::load<DT>(p, i); }
 template <int DT>
-inline void stv(void* p, int64_t i, vf v) {
-  if (DT == 0) {
-    _mm256_storeu_ps((float*)p + i, v);
-  } else if (DT == 1) {
-    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {
-    vi u = _mm256_castps_si256(v);
-    vi r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)),
-                            _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
-    r = _mm256_srli_epi32(r, 16);
-    vi nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
-    __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
-    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm_packus_epi32(lo, hi));
-  }
-}
+inline void stv(void* p, int64_t i, vf v) { simd_io::store<DT>(p, i, v); }
 inline vf ldf(const float* p, int64_t i, vf) { return _mm256_loadu_ps(p + i); }
 inline void stf(float* p, int64_t i, vf v) { _mm256_storeu_ps(p + i, v); }
 inline vf vabs(vf v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }

@@ -1,0 +1,62 @@
+// Loads and stores of W-lane fp32 vectors from/to fp32, fp16 and bf16 memory (DT = 0 / 1 / 2), shared by the
+// CPU kernel families that are compiled per ISA. Conversions are exact (fp16/bf16 -> fp32) or round to
+// nearest even like torch's casts (fp32 -> fp16 with F16C; fp32 -> bf16 by integer rounding, NaN -> 0x7FC0).
+// Include after <immintrin.h> and <stdint.h>, INSIDE the per-ISA namespace (bnb_cpu::BNB_ISA_NS::<anonymous>):
+// the functions differ per ISA translation unit, so they must not share one name across them (ODR). It
+// defines simd_io::load<DT> / simd_io::store<DT> for the widest x86 tier the translation unit is compiled for
+// (AVX-512 F/BW/VL/DQ, or AVX2 + F16C); nothing for other tiers.
+#pragma once
+
+namespace simd_io {
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+template <int DT>
+inline __m512 load(const void* p, int64_t i) {
+  if (DT == 0) return _mm512_loadu_ps((const float*)p + i);
+  __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
+  if (DT == 1) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+template <int DT>
+inline void store(void* p, int64_t i, __m512 v) {
+  if (DT == 0) {
+    _mm512_storeu_ps((float*)p + i, v);
+  } else if (DT == 1) {
+    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
+                                 _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
+    r = _mm512_srli_epi32(r, 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtepi32_epi16(r));
+  }
+}
+#elif defined(__AVX2__) && defined(__F16C__)
+template <int DT>
+inline __m256 load(const void* p, int64_t i) {
+  if (DT == 0) return _mm256_loadu_ps((const float*)p + i);
+  __m128i h = _mm_loadu_si128((const __m128i*)((const uint16_t*)p + i));
+  if (DT == 1) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+template <int DT>
+inline void store(void* p, int64_t i, __m256 v) {
+  if (DT == 0) {
+    _mm256_storeu_ps((float*)p + i, v);
+  } else if (DT == 1) {
+    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)),
+                                 _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
+    r = _mm256_srli_epi32(r, 16);
+    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
+    __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
+    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm_packus_epi32(lo, hi));
+  }
+}
+#endif
+
+}  // namespace simd_io
