@@ -112,26 +112,7 @@ inline vi load_packed4(const uint8_t* q) {
   __m128i lo = _mm_and_si128(b, m);
   return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo));
 }
-// 256-entry fp32 table lookup without gathers (gathers are slow on some CPUs, e.g. AMD Zen 4).
-struct Lut256 {
-  vf t[16];
-  explicit Lut256(const float* c) {
-    for (int j = 0; j < 16; ++j) t[j] = _mm512_loadu_ps(c + 16 * j);
-  }
-  inline vf operator()(vi idx) const {
-    const __mmask16 m5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
-    const __mmask16 m6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
-    const __mmask16 m7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
-    vf p0 = _mm512_permutex2var_ps(t[0], idx, t[1]), p1 = _mm512_permutex2var_ps(t[2], idx, t[3]);
-    vf p2 = _mm512_permutex2var_ps(t[4], idx, t[5]), p3 = _mm512_permutex2var_ps(t[6], idx, t[7]);
-    vf p4 = _mm512_permutex2var_ps(t[8], idx, t[9]), p5 = _mm512_permutex2var_ps(t[10], idx, t[11]);
-    vf p6 = _mm512_permutex2var_ps(t[12], idx, t[13]), p7 = _mm512_permutex2var_ps(t[14], idx, t[15]);
-    vf a0 = _mm512_mask_blend_ps(m5, p0, p1), a1 = _mm512_mask_blend_ps(m5, p2, p3);
-    vf a2 = _mm512_mask_blend_ps(m5, p4, p5), a3 = _mm512_mask_blend_ps(m5, p6, p7);
-    vf b0 = _mm512_mask_blend_ps(m6, a0, a1), b1 = _mm512_mask_blend_ps(m6, a2, a3);
-    return _mm512_mask_blend_ps(m7, b0, b1);
-  }
-};
+using simd_io::Lut256;  // 256-entry fp32 lookup without gathers
 struct Lut16 {
   vf t;
   explicit Lut16(const float* c) : t(_mm512_loadu_ps(c)) {}
@@ -206,15 +187,7 @@ inline vi load_packed4(const uint8_t* q) {
   __m128i lo = _mm_and_si128(b, m);
   return _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo));
 }
-struct Lut256 {
-  const float* c;
-  explicit Lut256(const float* c_) : c(c_) {}
-  inline vf operator()(vi idx) const {
-    alignas(32) int32_t i[8];
-    _mm256_store_si256((__m256i*)i, idx);
-    return _mm256_setr_ps(c[i[0]], c[i[1]], c[i[2]], c[i[3]], c[i[4]], c[i[5]], c[i[6]], c[i[7]]);
-  }
-};
+using simd_io::Lut256;  // 256-entry fp32 lookup (scalar loads: AVX2 gathers are slow)
 struct Lut16 {
   vf lo, hi;
   explicit Lut16(const float* c) : lo(_mm256_loadu_ps(c)), hi(_mm256_loadu_ps(c + 8)) {}

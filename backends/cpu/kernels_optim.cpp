@@ -115,26 +115,7 @@ inline vf vzero_nan(vf y) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, y, 
 inline vi add_step_gt(vi idx, vf y, vf t, int step) {
   return _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(y, t, _CMP_GT_OQ), idx, _mm512_set1_epi32(step));
 }
-// 256-entry fp32 table lookup with in-register permutes (no gathers).
-struct Lut256 {
-  vf t[16];
-  explicit Lut256(const float* c) {
-    for (int j = 0; j < 16; ++j) t[j] = _mm512_loadu_ps(c + 16 * j);
-  }
-  inline vf operator()(vi idx) const {
-    const __mmask16 m5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
-    const __mmask16 m6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
-    const __mmask16 m7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
-    vf p0 = _mm512_permutex2var_ps(t[0], idx, t[1]), p1 = _mm512_permutex2var_ps(t[2], idx, t[3]);
-    vf p2 = _mm512_permutex2var_ps(t[4], idx, t[5]), p3 = _mm512_permutex2var_ps(t[6], idx, t[7]);
-    vf p4 = _mm512_permutex2var_ps(t[8], idx, t[9]), p5 = _mm512_permutex2var_ps(t[10], idx, t[11]);
-    vf p6 = _mm512_permutex2var_ps(t[12], idx, t[13]), p7 = _mm512_permutex2var_ps(t[14], idx, t[15]);
-    vf a0 = _mm512_mask_blend_ps(m5, p0, p1), a1 = _mm512_mask_blend_ps(m5, p2, p3);
-    vf a2 = _mm512_mask_blend_ps(m5, p4, p5), a3 = _mm512_mask_blend_ps(m5, p6, p7);
-    vf b0 = _mm512_mask_blend_ps(m6, a0, a1), b1 = _mm512_mask_blend_ps(m6, a2, a3);
-    return _mm512_mask_blend_ps(m7, b0, b1);
-  }
-};
+using simd_io::Lut256;  // 256-entry fp32 lookup without gathers
 // Nearest code of y (ascending padded boundaries): branchless binary search. At the level with step s the
 // index is a multiple of 2s, so that level only needs the boundaries padded[j * 2s + s - 1]: levels with up
 // to 16 of them use one in-register permute, the last three 2, 4 and 8 two-table permutes (instead of a full
@@ -242,15 +223,7 @@ inline vi add_step_gt(vi idx, vf y, vf t, int step) {
   vi m = _mm256_castps_si256(_mm256_cmp_ps(y, t, _CMP_GT_OQ));
   return _mm256_add_epi32(idx, _mm256_and_si256(m, _mm256_set1_epi32(step)));
 }
-struct Lut256 {
-  const float* c;
-  explicit Lut256(const float* c_) : c(c_) {}
-  inline vf operator()(vi idx) const {
-    alignas(32) int32_t i[8];
-    _mm256_store_si256((__m256i*)i, idx);
-    return _mm256_setr_ps(c[i[0]], c[i[1]], c[i[2]], c[i[3]], c[i[4]], c[i[5]], c[i[6]], c[i[7]]);
-  }
-};
+using simd_io::Lut256;  // 256-entry fp32 lookup (scalar loads: AVX2 gathers are slow)
 // Binary search as quant8: the first levels (up to 8 boundaries each) with in-register permutes, the last
 // four with gathers.
 struct CodeSearch {

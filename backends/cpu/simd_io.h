@@ -1,6 +1,6 @@
-// Loads and stores of W-lane fp32 vectors from/to fp32, fp16 and bf16 memory (DT = 0 / 1 / 2), shared by the
-// CPU kernel families that are compiled per ISA. Conversions are exact (fp16/bf16 -> fp32) or round to
-// nearest even like torch's casts (fp32 -> fp16 with F16C; fp32 -> bf16 by integer rounding, NaN -> 0x7FC0).
+// Vector primitives shared by the CPU kernel families that are compiled per ISA: loads and stores of W-lane
+// fp32 vectors from/to fp32, fp16 and bf16 memory (DT = 0 / 1 / 2), and Lut256, a 256-entry fp32 table lookup.
+// Conversions are exact (fp16/bf16 -> fp32) or round to nearest even like torch's casts (fp32 -> fp16 with F16C; fp32 -> bf16 by integer rounding, NaN -> 0x7FC0).
 // Include after <immintrin.h> and <stdint.h>, INSIDE the per-ISA namespace (bnb_cpu::BNB_ISA_NS::<anonymous>):
 // the functions differ per ISA translation unit, so they must not share one name across them (ODR). It
 // defines simd_io::load<DT> / simd_io::store<DT> for the widest x86 tier the translation unit is compiled for
@@ -32,6 +32,26 @@ inline void store(void* p, int64_t i, __m512 v) {
     _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtepi32_epi16(r));
   }
 }
+// 256-entry fp32 table lookup without gathers (gathers are slow on some CPUs, e.g. AMD Zen 4).
+struct Lut256 {
+  __m512 t[16];
+  explicit Lut256(const float* c) {
+    for (int j = 0; j < 16; ++j) t[j] = _mm512_loadu_ps(c + 16 * j);
+  }
+  inline __m512 operator()(__m512i idx) const {
+    const __mmask16 m5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+    const __mmask16 m6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
+    const __mmask16 m7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
+    __m512 p0 = _mm512_permutex2var_ps(t[0], idx, t[1]), p1 = _mm512_permutex2var_ps(t[2], idx, t[3]);
+    __m512 p2 = _mm512_permutex2var_ps(t[4], idx, t[5]), p3 = _mm512_permutex2var_ps(t[6], idx, t[7]);
+    __m512 p4 = _mm512_permutex2var_ps(t[8], idx, t[9]), p5 = _mm512_permutex2var_ps(t[10], idx, t[11]);
+    __m512 p6 = _mm512_permutex2var_ps(t[12], idx, t[13]), p7 = _mm512_permutex2var_ps(t[14], idx, t[15]);
+    __m512 a0 = _mm512_mask_blend_ps(m5, p0, p1), a1 = _mm512_mask_blend_ps(m5, p2, p3);
+    __m512 a2 = _mm512_mask_blend_ps(m5, p4, p5), a3 = _mm512_mask_blend_ps(m5, p6, p7);
+    __m512 b0 = _mm512_mask_blend_ps(m6, a0, a1), b1 = _mm512_mask_blend_ps(m6, a2, a3);
+    return _mm512_mask_blend_ps(m7, b0, b1);
+  }
+};
 #elif defined(__AVX2__) && defined(__F16C__)
 template <int DT>
 inline __m256 load(const void* p, int64_t i) {
@@ -57,6 +77,15 @@ inline void store(void* p, int64_t i, __m256 v) {
     _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm_packus_epi32(lo, hi));
   }
 }
+struct Lut256 {
+  const float* c;
+  explicit Lut256(const float* c_) : c(c_) {}
+  inline __m256 operator()(__m256i idx) const {
+    alignas(32) int32_t i[8];
+    _mm256_store_si256((__m256i*)i, idx);
+    return _mm256_setr_ps(c[i[0]], c[i[1]], c[i[2]], c[i[3]], c[i[4]], c[i[5]], c[i[6]], c[i[7]]);
+  }
+};
 #endif
 
 }  // namespace simd_io
