@@ -336,13 +336,14 @@ void dequant_rows(const int8_t* A, int64_t K, const float* stats, float* out, in
 
 template <int DT>
 void epilogue_row_t(const int32_t* acc, int32_t corr, int64_t n, float rs, const float* col, const float* bias,
-                    void* out, int64_t off) {
+                    const float* extra, void* out, int64_t off) {
   int64_t j = 0;
 #if BNB_I8_VEC
   const vf vr = vset(rs), vk = vset(kMmDequant);
   for (; j + VW <= n; j += VW) {
     vf v = vmul(vmul(vld_i32(acc + j, corr), vmul(vr, vldf(col + j))), vk);
     if (bias) v = vadd(v, vldf(bias + j));
+    if (extra) v = vadd(v, vldf(extra + j));
     vst<DT>(out, off + j, v);
   }
 #endif
@@ -350,16 +351,17 @@ void epilogue_row_t(const int32_t* acc, int32_t corr, int64_t n, float rs, const
     const int32_t a = (int32_t)((uint32_t)acc[j] - (uint32_t)corr);
     float v = ((float)a * (rs * col[j])) * kMmDequant;
     if (bias) v = v + bias[j];
+    if (extra) v = v + extra[j];
     bnb::store_from_f32(out, off + j, DT, v);
   }
 }
 
-// out[off + j] = dtype(float(acc[j] - corr) * (rs * col[j]) * (1/127^2) (+ bias[j])), j < n
+// out[off + j] = dtype(float(acc[j] - corr) * (rs * col[j]) * (1/127^2) (+ bias[j]) (+ extra[j])), j < n
 void epilogue_row(int dt, const int32_t* acc, int32_t corr, int64_t n, float rs, const float* col, const float* bias,
-                  void* out, int64_t off) {
-  if (dt == 0) epilogue_row_t<0>(acc, corr, n, rs, col, bias, out, off);
-  else if (dt == 1) epilogue_row_t<1>(acc, corr, n, rs, col, bias, out, off);
-  else epilogue_row_t<2>(acc, corr, n, rs, col, bias, out, off);
+                  const float* extra, void* out, int64_t off) {
+  if (dt == 0) epilogue_row_t<0>(acc, corr, n, rs, col, bias, extra, out, off);
+  else if (dt == 1) epilogue_row_t<1>(acc, corr, n, rs, col, bias, extra, out, off);
+  else epilogue_row_t<2>(acc, corr, n, rs, col, bias, extra, out, off);
 }
 
 void store_i32_row(const int32_t* acc, int32_t corr, int64_t n, int32_t* out) {
@@ -372,7 +374,7 @@ void store_i32_row(const int32_t* acc, int32_t corr, int64_t n, int32_t* out) {
 
 void mm_dequant_rows(const int32_t* acc, int64_t N, const float* row, const float* col, const float* bias, int dt,
                      void* out, int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) epilogue_row(dt, acc + r * N, 0, N, row[r], col, bias, out, r * N);
+  for (int64_t r = r0; r < r1; ++r) epilogue_row(dt, acc + r * N, 0, N, row[r], col, bias, nullptr, out, r * N);
 }
 
 void row_sums128(const int8_t* A, int64_t K, int32_t* out, int64_t r0, int64_t r1) {
@@ -523,8 +525,48 @@ constexpr int64_t kMb = 64;    // rows of A per block (A block kMb x kKc stays i
 constexpr int64_t kNb = 256;   // output columns per block (int32 block buffer kMb x kNb = 64 KiB)
 constexpr int64_t kKc = 4096;  // K per chunk (B tile NR x kKc stays in L1)
 
+// sb[j * ld + n] = out_dtype((float(B[nb + n, col_j]) * col[nb + n]) * (1/127)) (the reference's subB)
+void outlier_weights_ld(const Int8GemmArgs& g, int64_t nb, int64_t nlen, float* sb, int64_t ld) {
+  for (int64_t j = 0; j < g.n_outl; ++j) {
+    const int64_t c = g.outl_cols[j];
+    float* d = sb + j * ld;
+    for (int64_t n = 0; n < nlen; ++n) {
+      float v = ((float)g.B[(nb + n) * g.K + c] * g.col_stats[nb + n]) * kDequant;
+      if (g.out_dtype != 0) {  // round through the output dtype
+        uint16_t h;
+        bnb::store_from_f32(&h, 0, g.out_dtype, v);
+        v = bnb::load_as_f32(&h, 0, g.out_dtype);
+      }
+      d[n] = v;
+    }
+  }
+}
+
+void outlier_weights_all(const Int8GemmArgs& g, int64_t n0, int64_t n1, float* outl_b) {
+  outlier_weights_ld(g, n0, n1 - n0, outl_b + n0, g.N);
+}
+
+// ext[n] = sum_j a[j] * sb[j * ld + n] (fp32, j in order)
+void outlier_row(const float* a, int64_t no, const float* sb, int64_t ld, int64_t nlen, float* ext) {
+  int64_t n = 0;
+#if BNB_I8_VEC
+  for (; n + VW <= nlen; n += VW) {
+    vf v = vmul(vset(a[0]), vldf(sb + n));
+    for (int64_t j = 1; j < no; ++j) v = vadd(v, vmul(vset(a[j]), vldf(sb + j * ld + n)));
+    vst<0>(ext, n, v);
+  }
+#endif
+  for (; n < nlen; ++n) {
+    float v = a[0] * sb[n];
+    for (int64_t j = 1; j < no; ++j) v = v + a[j] * sb[j * ld + n];
+    ext[n] = v;
+  }
+}
+
 void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   alignas(64) int32_t buf[kMb * kNb];
+  alignas(64) float ext[kNb];
+  alignas(64) float sbuf[kInt8MaxBlockOutliers * kNb];
   const int64_t K = g.K;
   for (int64_t mb = m0; mb < m1; mb += kMb) {
     const int64_t mlen = (m1 - mb < kMb) ? m1 - mb : kMb;
@@ -542,14 +584,23 @@ void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
           }
         }
       }
+      const int64_t no = g.C ? 0 : g.n_outl;
+      const float* sb = g.outl_b ? g.outl_b + nb : sbuf;
+      const int64_t ldsb = g.outl_b ? g.N : kNb;
+      if (no > 0 && !g.outl_b) outlier_weights_ld(g, nb, nlen, sbuf, kNb);
       for (int64_t i = 0; i < mlen; ++i) {
         const int64_t m = mb + i;
         const int32_t corr = g.a_corr ? g.a_corr[m] : 0;
         if (g.C) {
           store_i32_row(buf + i * kNb, corr, nlen, g.C + m * g.N + nb);
         } else {
+          const float* extra = nullptr;
+          if (no > 0) {
+            outlier_row(g.outl_a + m * no, no, sb, ldsb, nlen, ext);
+            extra = ext;
+          }
           epilogue_row(g.out_dtype, buf + i * kNb, corr, nlen, g.row_stats[m], g.col_stats + nb,
-                       g.bias ? g.bias + nb : nullptr, g.out, m * g.N + nb);
+                       g.bias ? g.bias + nb : nullptr, extra, g.out, m * g.N + nb);
         }
       }
     }
@@ -570,6 +621,7 @@ extern const Int8KernelTable int8_table = {
     mm_dequant_rows,
     row_sums128,
     gemm,
+    outlier_weights_all,
 #if BNB_I8_VNNI
     true,
 #else
