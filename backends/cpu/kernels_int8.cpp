@@ -400,33 +400,83 @@ void row_sums128(const int8_t* A, int64_t K, int32_t* out, int64_t r0, int64_t r
 
 #if BNB_I8_VNNI
 constexpr int MR = 4, NR = 4;
+// acc += dot4(u8 b, s8 a) per int32 lane. Inline asm ties the accumulator to one register: GCC's register
+// allocation of the intrinsic in this unrolled loop copied (and spilled) every accumulator every step.
+inline void dp(__m512i& acc, __m512i b, __m512i a) {
+#if defined(__GNUC__)
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(a));
+#else
+  acc = _mm512_dpbusd_epi32(acc, b, a);
+#endif
+}
+// Accumulators are named locals (c<i><j>), not an array: with an array GCC kept them in memory.
+#define BNB_I8_FOR_IJ(X) X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) \
+                         X(2, 0) X(2, 1) X(2, 2) X(2, 3) X(3, 0) X(3, 1) X(3, 2) X(3, 3)
 template <int mr, int nr>
 void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
-  __m512i acc[mr][nr];
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_setzero_si512();
+#define BNB_I8_DECL(i, j) __m512i c##i##j = _mm512_setzero_si512();
+  BNB_I8_FOR_IJ(BNB_I8_DECL)
+#undef BNB_I8_DECL
   const __m512i off = _mm512_set1_epi8((char)0x80);
+  const int8_t* B0 = B;
+  const int8_t* B1 = B + (nr > 1 ? ldb : 0);
+  const int8_t* B2 = B + (nr > 2 ? 2 * ldb : 0);
+  const int8_t* B3 = B + (nr > 3 ? 3 * ldb : 0);
+  const int8_t* A0 = A;
+  const int8_t* A1 = A + (mr > 1 ? lda : 0);
+  const int8_t* A2 = A + (mr > 2 ? 2 * lda : 0);
+  const int8_t* A3 = A + (mr > 3 ? 3 * lda : 0);
   int64_t k = 0;
-  for (; k + 64 <= kc; k += 64) {
-    __m512i b[nr];
-    for (int j = 0; j < nr; ++j) b[j] = _mm512_xor_si512(_mm512_loadu_si512(B + j * ldb + k), off);
-    for (int i = 0; i < mr; ++i) {
-      const __m512i a = _mm512_loadu_si512(A + i * lda + k);
-      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], b[j], a);
-    }
+#define BNB_I8_STEP(LOADB, LOADA)                                                  \
+  {                                                                                \
+    __m512i b0, b1, b2, b3, a;                                                     \
+    b0 = _mm512_xor_si512(LOADB(B0), off);                                         \
+    if (nr > 1) b1 = _mm512_xor_si512(LOADB(B1), off);                             \
+    if (nr > 2) b2 = _mm512_xor_si512(LOADB(B2), off);                             \
+    if (nr > 3) b3 = _mm512_xor_si512(LOADB(B3), off);                             \
+    a = LOADA(A0);                                                                 \
+    dp(c00, b0, a);                                                                \
+    if (nr > 1) dp(c01, b1, a);                                                    \
+    if (nr > 2) dp(c02, b2, a);                                                    \
+    if (nr > 3) dp(c03, b3, a);                                                    \
+    if (mr > 1) {                                                                  \
+      a = LOADA(A1);                                                               \
+      dp(c10, b0, a);                                                              \
+      if (nr > 1) dp(c11, b1, a);                                                  \
+      if (nr > 2) dp(c12, b2, a);                                                  \
+      if (nr > 3) dp(c13, b3, a);                                                  \
+    }                                                                              \
+    if (mr > 2) {                                                                  \
+      a = LOADA(A2);                                                               \
+      dp(c20, b0, a);                                                              \
+      if (nr > 1) dp(c21, b1, a);                                                  \
+      if (nr > 2) dp(c22, b2, a);                                                  \
+      if (nr > 3) dp(c23, b3, a);                                                  \
+    }                                                                              \
+    if (mr > 3) {                                                                  \
+      a = LOADA(A3);                                                               \
+      dp(c30, b0, a);                                                              \
+      if (nr > 1) dp(c31, b1, a);                                                  \
+      if (nr > 2) dp(c32, b2, a);                                                  \
+      if (nr > 3) dp(c33, b3, a);                                                  \
+    }                                                                              \
   }
+#define BNB_I8_LD(p) _mm512_loadu_si512((p) + k)
+  for (; k + 64 <= kc; k += 64) BNB_I8_STEP(BNB_I8_LD, BNB_I8_LD)
+#undef BNB_I8_LD
   if (k < kc) {
     const __mmask64 m = (__mmask64)(~0ULL >> (64 - (kc - k)));
-    __m512i b[nr];
-    for (int j = 0; j < nr; ++j) b[j] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, B + j * ldb + k), off);
-    for (int i = 0; i < mr; ++i) {
-      const __m512i a = _mm512_maskz_loadu_epi8(m, A + i * lda + k);  // zero lanes: (b + 128) * 0 = 0
-      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], b[j], a);
-    }
+    // zero A lanes: (b + 128) * 0 = 0
+#define BNB_I8_LDM(p) _mm512_maskz_loadu_epi8(m, (p) + k)
+    BNB_I8_STEP(BNB_I8_LDM, BNB_I8_LDM)
+#undef BNB_I8_LDM
   }
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j)
-      buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + (uint32_t)_mm512_reduce_add_epi32(acc[i][j]));
+#undef BNB_I8_STEP
+#define BNB_I8_RED(i, j)                                                                           \
+  if (i < mr && j < nr)                                                                            \
+    buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + (uint32_t)_mm512_reduce_add_epi32(c##i##j));
+  BNB_I8_FOR_IJ(BNB_I8_RED)
+#undef BNB_I8_RED
 }
 #elif BNB_I8_AVX512
 constexpr int MR = 4, NR = 4;
