@@ -15,6 +15,7 @@ namespace {
 constexpr int kMaxThreads = 256;
 constexpr int64_t kInlineElements = 1 << 16;  // below this many elements a pass runs on the calling thread
 constexpr int64_t kInlineMacs = 1 << 20;      // below this many multiply-adds a matmul runs inline
+constexpr int64_t kInlineQuantElements = 1 << 20;  // row quantization below this many elements runs inline
 
 const Int8KernelTable* table() {
   switch (active_isa()) {
@@ -56,6 +57,8 @@ void run_range(int64_t n, int64_t per_item, int nthreads, const F& body) {
 int quant_rows_impl(const Int8KernelTable* k, int dtype, const void* A, int64_t M, int64_t K, float threshold,
                     int8_t* out, float* stats, int64_t* outlier_cols, int64_t* n_outliers, int nthreads) {
   if (n_outliers) *n_outliers = 0;
+  // the passes are cheap next to a thread wake-up: measured no gain from 2 threads up to M*K = 2^20
+  if (M * K < kInlineQuantElements) nthreads = 1;
   if (threshold > 0.0f) {
     std::vector<uint8_t> flags((size_t)K, 0);
     run_range(M, K, nthreads, [&](int64_t r0, int64_t r1) { k->row_absmax(dtype, A, K, threshold, stats, flags.data(), r0, r1); });
