@@ -413,7 +413,8 @@ inline void dp(__m512i& acc, __m512i b, __m512i a) {
 #define BNB_I8_FOR_IJ(X) X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) \
                          X(2, 0) X(2, 1) X(2, 2) X(2, 3) X(3, 0) X(3, 1) X(3, 2) X(3, 3)
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
 #define BNB_I8_DECL(i, j) __m512i c##i##j = _mm512_setzero_si512();
   BNB_I8_FOR_IJ(BNB_I8_DECL)
 #undef BNB_I8_DECL
@@ -462,7 +463,14 @@ void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, 
     }                                                                              \
   }
 #define BNB_I8_LD(p) _mm512_loadu_si512((p) + k)
-  for (; k + 64 <= kc; k += 64) BNB_I8_STEP(BNB_I8_LD, BNB_I8_LD)
+  if (pf) {
+    for (; k + 64 <= kc; k += 64) {
+      for (int j = 0; j < NR; ++j) _mm_prefetch((const char*)(pf + j * ldb + k), _MM_HINT_T1);
+      BNB_I8_STEP(BNB_I8_LD, BNB_I8_LD)
+    }
+  } else {
+    for (; k + 64 <= kc; k += 64) BNB_I8_STEP(BNB_I8_LD, BNB_I8_LD)
+  }
 #undef BNB_I8_LD
   if (k < kc) {
     const __mmask64 m = (__mmask64)(~0ULL >> (64 - (kc - k)));
@@ -481,7 +489,8 @@ void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, 
 #elif BNB_I8_AVX512
 constexpr int MR = 4, NR = 4;
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
   __m512i acc[mr][nr];
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_setzero_si512();
@@ -516,7 +525,8 @@ inline int32_t hsum8(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
   __m256i acc[mr][nr];
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) acc[i][j] = _mm256_setzero_si256();
@@ -539,7 +549,8 @@ void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, 
 #else
 constexpr int MR = 2, NR = 4;
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       const int8_t* a = A + i * lda;
@@ -551,7 +562,9 @@ void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, 
 }
 #endif
 
-typedef void (*MkFn)(const int8_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, int64_t);
+// pf: null, or the next B tile (same ldb): the VNNI kernel prefetches it to L2 (each B row of a 4096-K
+// weight is one page, where the hardware prefetchers start cold)
+typedef void (*MkFn)(const int8_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, int64_t, const int8_t*);
 
 template <int mr, int nr>
 struct MkTab {
@@ -630,7 +643,9 @@ void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
           const int8_t* Bp = g.B + (nb + n) * K + k0;
           for (int64_t m = 0; m < mlen; m += MR) {
             const int mr = (int)((mlen - m < MR) ? mlen - m : MR);
-            kMk.t[mr][nr](g.A + (mb + m) * K + k0, K, Bp, K, kc, buf + m * kNb + n, kNb);
+            // prefetch the next full B tile once (with the first row block)
+            const int8_t* pf = (m == 0 && n + 2 * NR <= nlen) ? Bp + NR * K : nullptr;
+            kMk.t[mr][nr](g.A + (mb + m) * K + k0, K, Bp, K, kc, buf + m * kNb + n, kNb, pf);
           }
         }
       }
