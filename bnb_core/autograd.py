@@ -98,27 +98,32 @@ class MatmulLtState:
         self.idx = None
 
 
+def _forward_8bit(A, B, bias, state: MatmulLtState):
+    if state.has_fp16_weights or state.CB is None:
+        state.CB, state.SCB, _ = torch.ops.bnb.int8_vectorwise_quant(B.detach(), 0.0)
+    CB, SCB = state.CB, state.SCB
+    A2 = A.reshape(-1, A.shape[-1])
+    CA, SCA, outlier_cols = torch.ops.bnb.int8_vectorwise_quant(A2, float(state.threshold))
+    b = bias.to(A.dtype) if bias is not None else None
+    # under torch.compile the outlier count is an unbacked size: take the mixed path unconditionally
+    # (it is exact for zero outlier columns) instead of branching on it, so fullgraph capture works
+    if outlier_cols is not None and (torch.compiler.is_compiling() or outlier_cols.numel()):
+        out, _ = torch.ops.bnb.int8_mixed_scaled_mm(A2, CA, CB, SCA, SCB, outlier_cols, b)
+    else:
+        out = torch.ops.bnb.int8_scaled_mm(CA, CB, SCA, SCB, b, A.dtype)
+    state.idx = outlier_cols
+    return out.reshape(*A.shape[:-1], CB.shape[0])
+
+
 class MatMul8bitLt(torch.autograd.Function):
     @staticmethod
     def forward(ctx, A, B, bias, state: MatmulLtState):
-        if state.has_fp16_weights or state.CB is None:
-            state.CB, state.SCB, _ = torch.ops.bnb.int8_vectorwise_quant(B.detach(), 0.0)
-        CB, SCB = state.CB, state.SCB
-        A2 = A.reshape(-1, A.shape[-1])
-        CA, SCA, outlier_cols = torch.ops.bnb.int8_vectorwise_quant(A2, float(state.threshold))
-        b = bias.to(A.dtype) if bias is not None else None
-        # under torch.compile the outlier count is an unbacked size: take the mixed path unconditionally
-        # (it is exact for zero outlier columns) instead of branching on it, so fullgraph capture works
-        if outlier_cols is not None and (torch.compiler.is_compiling() or outlier_cols.numel()):
-            out, _ = torch.ops.bnb.int8_mixed_scaled_mm(A2, CA, CB, SCA, SCB, outlier_cols, b)
-        else:
-            out = torch.ops.bnb.int8_scaled_mm(CA, CB, SCA, SCB, b, A.dtype)
-        state.idx = outlier_cols
+        out = _forward_8bit(A, B, bias, state)
         ctx.state = state
         ctx.save_for_backward(A, B)
         ctx.has_bias = bias is not None
         ctx.bias_dtype = bias.dtype if bias is not None else None
-        return out.reshape(*A.shape[:-1], CB.shape[0])
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -146,7 +151,10 @@ def matmul(A: torch.Tensor, B: torch.Tensor, out: Optional[torch.Tensor] = None,
     state = state or MatmulLtState(threshold=threshold)
     if threshold > 0.0:
         state.threshold = threshold
-    result = MatMul8bitLt.apply(A, B, bias, state)
+    # no autograd graph needed (inference): skip autograd.Function's bookkeeping
+    needs_grad = torch.is_grad_enabled() and (A.requires_grad or B.requires_grad
+                                              or (bias is not None and bias.requires_grad))
+    result = MatMul8bitLt.apply(A, B, bias, state) if needs_grad else _forward_8bit(A, B, bias, state)
     return out.copy_(result) if out is not None else result
 
 

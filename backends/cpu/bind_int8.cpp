@@ -76,6 +76,18 @@ void bind_int8(py::module_& m) {
       py::arg("A_ptr"), py::arg("B_ptr"), py::arg("M"), py::arg("N"), py::arg("K"), py::arg("row_ptr"),
       py::arg("col_ptr"), py::arg("bias_dtype"), py::arg("bias_ptr"), py::arg("out_dtype"), py::arg("out_ptr"),
       py::arg("nthreads") = 1, G(), "Fused int8 matmul + dequantization (+ bias); bias_dtype -1 = no bias.");
+  m.def(
+      "int8_mixed_scaled_mm",
+      [](int a_dtype, uint64_t A, uint64_t CA, uint64_t CB, int64_t M, int64_t N, int64_t K, uint64_t row,
+         uint64_t col, uint64_t cols, int64_t n_cols, int bias_dtype, uint64_t bias, uint64_t out, int nthreads) {
+        return int8_mixed_scaled_mm(a_dtype, p_<const void>(A), p_<const int8_t>(CA), p_<const int8_t>(CB), M, N, K,
+                                    p_<const float>(row), p_<const float>(col), p_<const int64_t>(cols), n_cols,
+                                    bias_dtype, p_<const void>(bias), p_<void>(out), nthreads);
+      },
+      py::arg("a_dtype"), py::arg("A_ptr"), py::arg("CA_ptr"), py::arg("CB_ptr"), py::arg("M"), py::arg("N"),
+      py::arg("K"), py::arg("row_ptr"), py::arg("col_ptr"), py::arg("cols_ptr"), py::arg("n_cols"),
+      py::arg("bias_dtype"), py::arg("bias_ptr"), py::arg("out_ptr"), py::arg("nthreads") = 1, G(),
+      "int8_scaled_mm plus the outlier columns of A (fp32 sum, one rounding to A's dtype).");
 }
 
 }  // namespace bnb_cpu

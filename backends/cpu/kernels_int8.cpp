@@ -336,13 +336,14 @@ void dequant_rows(const int8_t* A, int64_t K, const float* stats, float* out, in
 
 template <int DT>
 void epilogue_row_t(const int32_t* acc, int32_t corr, int64_t n, float rs, const float* col, const float* bias,
-                    void* out, int64_t off) {
+                    const float* extra, void* out, int64_t off) {
   int64_t j = 0;
 #if BNB_I8_VEC
   const vf vr = vset(rs), vk = vset(kMmDequant);
   for (; j + VW <= n; j += VW) {
     vf v = vmul(vmul(vld_i32(acc + j, corr), vmul(vr, vldf(col + j))), vk);
     if (bias) v = vadd(v, vldf(bias + j));
+    if (extra) v = vadd(v, vldf(extra + j));
     vst<DT>(out, off + j, v);
   }
 #endif
@@ -350,16 +351,17 @@ void epilogue_row_t(const int32_t* acc, int32_t corr, int64_t n, float rs, const
     const int32_t a = (int32_t)((uint32_t)acc[j] - (uint32_t)corr);
     float v = ((float)a * (rs * col[j])) * kMmDequant;
     if (bias) v = v + bias[j];
+    if (extra) v = v + extra[j];
     bnb::store_from_f32(out, off + j, DT, v);
   }
 }
 
-// out[off + j] = dtype(float(acc[j] - corr) * (rs * col[j]) * (1/127^2) (+ bias[j])), j < n
+// out[off + j] = dtype(float(acc[j] - corr) * (rs * col[j]) * (1/127^2) (+ bias[j]) (+ extra[j])), j < n
 void epilogue_row(int dt, const int32_t* acc, int32_t corr, int64_t n, float rs, const float* col, const float* bias,
-                  void* out, int64_t off) {
-  if (dt == 0) epilogue_row_t<0>(acc, corr, n, rs, col, bias, out, off);
-  else if (dt == 1) epilogue_row_t<1>(acc, corr, n, rs, col, bias, out, off);
-  else epilogue_row_t<2>(acc, corr, n, rs, col, bias, out, off);
+                  const float* extra, void* out, int64_t off) {
+  if (dt == 0) epilogue_row_t<0>(acc, corr, n, rs, col, bias, extra, out, off);
+  else if (dt == 1) epilogue_row_t<1>(acc, corr, n, rs, col, bias, extra, out, off);
+  else epilogue_row_t<2>(acc, corr, n, rs, col, bias, extra, out, off);
 }
 
 void store_i32_row(const int32_t* acc, int32_t corr, int64_t n, int32_t* out) {
@@ -372,7 +374,7 @@ void store_i32_row(const int32_t* acc, int32_t corr, int64_t n, int32_t* out) {
 
 void mm_dequant_rows(const int32_t* acc, int64_t N, const float* row, const float* col, const float* bias, int dt,
                      void* out, int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) epilogue_row(dt, acc + r * N, 0, N, row[r], col, bias, out, r * N);
+  for (int64_t r = r0; r < r1; ++r) epilogue_row(dt, acc + r * N, 0, N, row[r], col, bias, nullptr, out, r * N);
 }
 
 void row_sums128(const int8_t* A, int64_t K, int32_t* out, int64_t r0, int64_t r1) {
@@ -398,38 +400,97 @@ void row_sums128(const int8_t* A, int64_t K, int32_t* out, int64_t r0, int64_t r
 
 #if BNB_I8_VNNI
 constexpr int MR = 4, NR = 4;
+// acc += dot4(u8 b, s8 a) per int32 lane. Inline asm ties the accumulator to one register: GCC's register
+// allocation of the intrinsic in this unrolled loop copied (and spilled) every accumulator every step.
+inline void dp(__m512i& acc, __m512i b, __m512i a) {
+#if defined(__GNUC__)
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(a));
+#else
+  acc = _mm512_dpbusd_epi32(acc, b, a);
+#endif
+}
+// Accumulators are named locals (c<i><j>), not an array: with an array GCC kept them in memory.
+#define BNB_I8_FOR_IJ(X) X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) \
+                         X(2, 0) X(2, 1) X(2, 2) X(2, 3) X(3, 0) X(3, 1) X(3, 2) X(3, 3)
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
-  __m512i acc[mr][nr];
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_setzero_si512();
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
+#define BNB_I8_DECL(i, j) __m512i c##i##j = _mm512_setzero_si512();
+  BNB_I8_FOR_IJ(BNB_I8_DECL)
+#undef BNB_I8_DECL
   const __m512i off = _mm512_set1_epi8((char)0x80);
+  const int8_t* B0 = B;
+  const int8_t* B1 = B + (nr > 1 ? ldb : 0);
+  const int8_t* B2 = B + (nr > 2 ? 2 * ldb : 0);
+  const int8_t* B3 = B + (nr > 3 ? 3 * ldb : 0);
+  const int8_t* A0 = A;
+  const int8_t* A1 = A + (mr > 1 ? lda : 0);
+  const int8_t* A2 = A + (mr > 2 ? 2 * lda : 0);
+  const int8_t* A3 = A + (mr > 3 ? 3 * lda : 0);
   int64_t k = 0;
-  for (; k + 64 <= kc; k += 64) {
-    __m512i b[nr];
-    for (int j = 0; j < nr; ++j) b[j] = _mm512_xor_si512(_mm512_loadu_si512(B + j * ldb + k), off);
-    for (int i = 0; i < mr; ++i) {
-      const __m512i a = _mm512_loadu_si512(A + i * lda + k);
-      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], b[j], a);
-    }
+#define BNB_I8_STEP(LOADB, LOADA)                                                  \
+  {                                                                                \
+    __m512i b0, b1, b2, b3, a;                                                     \
+    b0 = _mm512_xor_si512(LOADB(B0), off);                                         \
+    if (nr > 1) b1 = _mm512_xor_si512(LOADB(B1), off);                             \
+    if (nr > 2) b2 = _mm512_xor_si512(LOADB(B2), off);                             \
+    if (nr > 3) b3 = _mm512_xor_si512(LOADB(B3), off);                             \
+    a = LOADA(A0);                                                                 \
+    dp(c00, b0, a);                                                                \
+    if (nr > 1) dp(c01, b1, a);                                                    \
+    if (nr > 2) dp(c02, b2, a);                                                    \
+    if (nr > 3) dp(c03, b3, a);                                                    \
+    if (mr > 1) {                                                                  \
+      a = LOADA(A1);                                                               \
+      dp(c10, b0, a);                                                              \
+      if (nr > 1) dp(c11, b1, a);                                                  \
+      if (nr > 2) dp(c12, b2, a);                                                  \
+      if (nr > 3) dp(c13, b3, a);                                                  \
+    }                                                                              \
+    if (mr > 2) {                                                                  \
+      a = LOADA(A2);                                                               \
+      dp(c20, b0, a);                                                              \
+      if (nr > 1) dp(c21, b1, a);                                                  \
+      if (nr > 2) dp(c22, b2, a);                                                  \
+      if (nr > 3) dp(c23, b3, a);                                                  \
+    }                                                                              \
+    if (mr > 3) {                                                                  \
+      a = LOADA(A3);                                                               \
+      dp(c30, b0, a);                                                              \
+      if (nr > 1) dp(c31, b1, a);                                                  \
+      if (nr > 2) dp(c32, b2, a);                                                  \
+      if (nr > 3) dp(c33, b3, a);                                                  \
+    }                                                                              \
   }
+#define BNB_I8_LD(p) _mm512_loadu_si512((p) + k)
+  if (pf) {
+    for (; k + 64 <= kc; k += 64) {
+      for (int j = 0; j < NR; ++j) _mm_prefetch((const char*)(pf + j * ldb + k), _MM_HINT_T1);
+      BNB_I8_STEP(BNB_I8_LD, BNB_I8_LD)
+    }
+  } else {
+    for (; k + 64 <= kc; k += 64) BNB_I8_STEP(BNB_I8_LD, BNB_I8_LD)
+  }
+#undef BNB_I8_LD
   if (k < kc) {
     const __mmask64 m = (__mmask64)(~0ULL >> (64 - (kc - k)));
-    __m512i b[nr];
-    for (int j = 0; j < nr; ++j) b[j] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, B + j * ldb + k), off);
-    for (int i = 0; i < mr; ++i) {
-      const __m512i a = _mm512_maskz_loadu_epi8(m, A + i * lda + k);  // zero lanes: (b + 128) * 0 = 0
-      for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], b[j], a);
-    }
+    // zero A lanes: (b + 128) * 0 = 0
+#define BNB_I8_LDM(p) _mm512_maskz_loadu_epi8(m, (p) + k)
+    BNB_I8_STEP(BNB_I8_LDM, BNB_I8_LDM)
+#undef BNB_I8_LDM
   }
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j)
-      buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + (uint32_t)_mm512_reduce_add_epi32(acc[i][j]));
+#undef BNB_I8_STEP
+#define BNB_I8_RED(i, j)                                                                           \
+  if (i < mr && j < nr)                                                                            \
+    buf[i * ldbuf + j] = (int32_t)((uint32_t)buf[i * ldbuf + j] + (uint32_t)_mm512_reduce_add_epi32(c##i##j));
+  BNB_I8_FOR_IJ(BNB_I8_RED)
+#undef BNB_I8_RED
 }
 #elif BNB_I8_AVX512
 constexpr int MR = 4, NR = 4;
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
   __m512i acc[mr][nr];
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_setzero_si512();
@@ -464,7 +525,8 @@ inline int32_t hsum8(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
   __m256i acc[mr][nr];
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) acc[i][j] = _mm256_setzero_si256();
@@ -487,7 +549,8 @@ void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, 
 #else
 constexpr int MR = 2, NR = 4;
 template <int mr, int nr>
-void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf) {
+void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, int32_t* buf, int64_t ldbuf,
+        const int8_t* pf) {
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       const int8_t* a = A + i * lda;
@@ -499,7 +562,9 @@ void mk(const int8_t* A, int64_t lda, const int8_t* B, int64_t ldb, int64_t kc, 
 }
 #endif
 
-typedef void (*MkFn)(const int8_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, int64_t);
+// pf: null, or the next B tile (same ldb): the VNNI kernel prefetches it to L2 (each B row of a 4096-K
+// weight is one page, where the hardware prefetchers start cold)
+typedef void (*MkFn)(const int8_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, int64_t, const int8_t*);
 
 template <int mr, int nr>
 struct MkTab {
@@ -523,8 +588,48 @@ constexpr int64_t kMb = 64;    // rows of A per block (A block kMb x kKc stays i
 constexpr int64_t kNb = 256;   // output columns per block (int32 block buffer kMb x kNb = 64 KiB)
 constexpr int64_t kKc = 4096;  // K per chunk (B tile NR x kKc stays in L1)
 
+// sb[j * ld + n] = out_dtype((float(B[nb + n, col_j]) * col[nb + n]) * (1/127)) (the reference's subB)
+void outlier_weights_ld(const Int8GemmArgs& g, int64_t nb, int64_t nlen, float* sb, int64_t ld) {
+  for (int64_t j = 0; j < g.n_outl; ++j) {
+    const int64_t c = g.outl_cols[j];
+    float* d = sb + j * ld;
+    for (int64_t n = 0; n < nlen; ++n) {
+      float v = ((float)g.B[(nb + n) * g.K + c] * g.col_stats[nb + n]) * kDequant;
+      if (g.out_dtype != 0) {  // round through the output dtype
+        uint16_t h;
+        bnb::store_from_f32(&h, 0, g.out_dtype, v);
+        v = bnb::load_as_f32(&h, 0, g.out_dtype);
+      }
+      d[n] = v;
+    }
+  }
+}
+
+void outlier_weights_all(const Int8GemmArgs& g, int64_t n0, int64_t n1, float* outl_b) {
+  outlier_weights_ld(g, n0, n1 - n0, outl_b + n0, g.N);
+}
+
+// ext[n] = sum_j a[j] * sb[j * ld + n] (fp32, j in order)
+void outlier_row(const float* a, int64_t no, const float* sb, int64_t ld, int64_t nlen, float* ext) {
+  int64_t n = 0;
+#if BNB_I8_VEC
+  for (; n + VW <= nlen; n += VW) {
+    vf v = vmul(vset(a[0]), vldf(sb + n));
+    for (int64_t j = 1; j < no; ++j) v = vadd(v, vmul(vset(a[j]), vldf(sb + j * ld + n)));
+    vst<0>(ext, n, v);
+  }
+#endif
+  for (; n < nlen; ++n) {
+    float v = a[0] * sb[n];
+    for (int64_t j = 1; j < no; ++j) v = v + a[j] * sb[j * ld + n];
+    ext[n] = v;
+  }
+}
+
 void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   alignas(64) int32_t buf[kMb * kNb];
+  alignas(64) float ext[kNb];
+  alignas(64) float sbuf[kInt8MaxBlockOutliers * kNb];
   const int64_t K = g.K;
   for (int64_t mb = m0; mb < m1; mb += kMb) {
     const int64_t mlen = (m1 - mb < kMb) ? m1 - mb : kMb;
@@ -538,18 +643,29 @@ void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
           const int8_t* Bp = g.B + (nb + n) * K + k0;
           for (int64_t m = 0; m < mlen; m += MR) {
             const int mr = (int)((mlen - m < MR) ? mlen - m : MR);
-            kMk.t[mr][nr](g.A + (mb + m) * K + k0, K, Bp, K, kc, buf + m * kNb + n, kNb);
+            // prefetch the next full B tile once (with the first row block)
+            const int8_t* pf = (m == 0 && n + 2 * NR <= nlen) ? Bp + NR * K : nullptr;
+            kMk.t[mr][nr](g.A + (mb + m) * K + k0, K, Bp, K, kc, buf + m * kNb + n, kNb, pf);
           }
         }
       }
+      const int64_t no = g.C ? 0 : g.n_outl;
+      const float* sb = g.outl_b ? g.outl_b + nb : sbuf;
+      const int64_t ldsb = g.outl_b ? g.N : kNb;
+      if (no > 0 && !g.outl_b) outlier_weights_ld(g, nb, nlen, sbuf, kNb);
       for (int64_t i = 0; i < mlen; ++i) {
         const int64_t m = mb + i;
         const int32_t corr = g.a_corr ? g.a_corr[m] : 0;
         if (g.C) {
           store_i32_row(buf + i * kNb, corr, nlen, g.C + m * g.N + nb);
         } else {
+          const float* extra = nullptr;
+          if (no > 0) {
+            outlier_row(g.outl_a + m * no, no, sb, ldsb, nlen, ext);
+            extra = ext;
+          }
           epilogue_row(g.out_dtype, buf + i * kNb, corr, nlen, g.row_stats[m], g.col_stats + nb,
-                       g.bias ? g.bias + nb : nullptr, g.out, m * g.N + nb);
+                       g.bias ? g.bias + nb : nullptr, extra, g.out, m * g.N + nb);
         }
       }
     }
@@ -570,6 +686,7 @@ extern const Int8KernelTable int8_table = {
     mm_dequant_rows,
     row_sums128,
     gemm,
+    outlier_weights_all,
 #if BNB_I8_VNNI
     true,
 #else

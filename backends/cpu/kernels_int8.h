@@ -19,7 +19,15 @@ struct Int8GemmArgs {
   void* out;                  // fused: [M, N] of out_dtype
   int out_dtype;              // 0 fp32, 1 fp16, 2 bf16
   const int32_t* a_corr;      // per row of A: 128 * sum_k A[m, k] (ISAs with needs_a_corr), else null
+  // fused LLM.int8() outliers (int8_mixed_scaled_mm): n_outl > 0 adds, in fp32 before the one output rounding,
+  // sum_j outl_a[m * n_outl + j] * out_dtype((float(B[n, outl_cols[j]]) * col[n]) * (1/127))
+  int64_t n_outl;
+  const int64_t* outl_cols;   // [n_outl], each in [0, K)
+  const float* outl_a;        // [M, n_outl] fp32 (exact copies of A's outlier columns)
+  const float* outl_b;        // null (gemm forms the weights per block; needs n_outl <= kInt8MaxBlockOutliers)
+                              // or the precomputed weights [n_outl, N] (layout j * N + n)
 };
+constexpr int64_t kInt8MaxBlockOutliers = 32;
 
 struct Int8KernelTable {
   const char* name;
@@ -45,6 +53,8 @@ struct Int8KernelTable {
   void (*row_sums128)(const int8_t* A, int64_t K, int32_t* out, int64_t r0, int64_t r1);
   // The matmul (int32 store or fused epilogue) of rows [m0, m1) x output columns [n0, n1).
   void (*gemm)(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+  // outl_b[j * N + n] for n in [n0, n1) (the precomputed outlier weights of Int8GemmArgs)
+  void (*outlier_weights)(const Int8GemmArgs& g, int64_t n0, int64_t n1, float* outl_b);
   bool needs_a_corr;
 };
 

@@ -15,6 +15,7 @@ namespace {
 constexpr int kMaxThreads = 256;
 constexpr int64_t kInlineElements = 1 << 16;  // below this many elements a pass runs on the calling thread
 constexpr int64_t kInlineMacs = 1 << 20;      // below this many multiply-adds a matmul runs inline
+constexpr int64_t kInlineQuantElements = 1 << 20;  // row quantization below this many elements runs inline
 
 const Int8KernelTable* table() {
   switch (active_isa()) {
@@ -56,6 +57,8 @@ void run_range(int64_t n, int64_t per_item, int nthreads, const F& body) {
 int quant_rows_impl(const Int8KernelTable* k, int dtype, const void* A, int64_t M, int64_t K, float threshold,
                     int8_t* out, float* stats, int64_t* outlier_cols, int64_t* n_outliers, int nthreads) {
   if (n_outliers) *n_outliers = 0;
+  // the passes are cheap next to a thread wake-up: measured no gain from 2 threads up to M*K = 2^20
+  if (M * K < kInlineQuantElements) nthreads = 1;
   if (threshold > 0.0f) {
     std::vector<uint8_t> flags((size_t)K, 0);
     run_range(M, K, nthreads, [&](int64_t r0, int64_t r1) { k->row_absmax(dtype, A, K, threshold, stats, flags.data(), r0, r1); });
@@ -181,7 +184,7 @@ int int8_linear_matmul(const int8_t* A, const int8_t* B, int64_t M, int64_t N, i
     if (M < 0 || N < 0 || K < 0) return kBadSize;
     if (M == 0 || N == 0) return kOk;
     if (!C || (K > 0 && (!A || !B))) return kNullPointer;  // K == 0: the gemm writes zeros
-    Int8GemmArgs g{A, B, M, N, K, C, nullptr, nullptr, nullptr, nullptr, 0, nullptr};
+    Int8GemmArgs g{A, B, M, N, K, C, nullptr, nullptr, nullptr, nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr};
     run_gemm(table(), g, nthreads);
     return kOk;
   } catch (...) {
@@ -218,7 +221,46 @@ int int8_scaled_mm(const int8_t* A, const int8_t* B, int64_t M, int64_t N, int64
     const std::vector<float> b = bias_f32(bias_dtype, bias, N);
     const float* bp = b.empty() ? nullptr : b.data();
     const Int8KernelTable* k = table();
-    Int8GemmArgs g{A, B, M, N, K, nullptr, row_stats, col_stats, bp, out, out_dtype, nullptr};
+    Int8GemmArgs g{A, B, M, N, K, nullptr, row_stats, col_stats, bp, out, out_dtype, nullptr, 0, nullptr, nullptr, nullptr};
+    run_gemm(k, g, nthreads);
+    return kOk;
+  } catch (...) {
+    return kInternalError;
+  }
+}
+
+int int8_mixed_scaled_mm(int a_dtype, const void* A, const int8_t* CA, const int8_t* CB, int64_t M, int64_t N,
+                         int64_t K, const float* row_stats, const float* col_stats, const int64_t* outlier_cols,
+                         int64_t n_outliers, int bias_dtype, const void* bias, void* out, int nthreads) {
+  try {
+    if (bad_dtype(a_dtype) || bias_dtype < -1 || bias_dtype > 2) return kBadDtype;
+    if (M < 0 || N < 0 || K < 0 || n_outliers < 0) return kBadSize;
+    if (M == 0 || N == 0) return kOk;
+    if (!row_stats || !col_stats || !out || (bias_dtype >= 0 && !bias) || (K > 0 && (!CA || !CB))) return kNullPointer;
+    if (n_outliers > 0 && (!A || !outlier_cols)) return kNullPointer;
+    // outlier columns: negative indices count from the end (as torch indexing); out of range is an error
+    std::vector<int64_t> cols((size_t)n_outliers);
+    for (int64_t j = 0; j < n_outliers; ++j) {
+      int64_t c = outlier_cols[j];
+      if (c < 0) c += K;
+      if (c < 0 || c >= K) return kBadSize;
+      cols[(size_t)j] = c;
+    }
+    std::vector<float> sub_a((size_t)(M * n_outliers));
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < n_outliers; ++j)
+        sub_a[(size_t)(m * n_outliers + j)] = bnb::load_as_f32(A, m * K + cols[(size_t)j], a_dtype);
+    const std::vector<float> b = bias_f32(bias_dtype, bias, N);
+    const float* bp = b.empty() ? nullptr : b.data();
+    const Int8KernelTable* k = table();
+    Int8GemmArgs g{CA, CB, M, N, K, nullptr, row_stats, col_stats, bp, out, a_dtype, nullptr,
+                   n_outliers, cols.data(), sub_a.data(), nullptr};
+    std::vector<float> outl_b;
+    if (n_outliers > kInt8MaxBlockOutliers) {  // many outliers: the weights once for all of N
+      outl_b.resize((size_t)(n_outliers * N));
+      run_range(N, n_outliers * 4, nthreads, [&](int64_t n0, int64_t n1) { k->outlier_weights(g, n0, n1, outl_b.data()); });
+      g.outl_b = outl_b.data();
+    }
     run_gemm(k, g, nthreads);
     return kOk;
   } catch (...) {

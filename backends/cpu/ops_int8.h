@@ -27,4 +27,11 @@ int int8_mm_dequant(const int32_t* acc, int64_t M, int64_t N, const float* row_s
 int int8_scaled_mm(const int8_t* A, const int8_t* B, int64_t M, int64_t N, int64_t K, const float* row_stats,
                    const float* col_stats, int bias_dtype, const void* bias, int out_dtype, void* out, int nthreads);
 
+// LLM.int8() mixed matmul: int8_scaled_mm(CA, CB, ...) (out in A's dtype a_dtype) plus, in fp32 before the one
+// output rounding, the outlier columns: sum_j A[m, c_j] * a_dtype((float(CB[n, c_j]) * col[n]) * (1/127)).
+// outlier_cols: n_outliers indices in [-K, K) (negative from the end).
+int int8_mixed_scaled_mm(int a_dtype, const void* A, const int8_t* CA, const int8_t* CB, int64_t M, int64_t N,
+                         int64_t K, const float* row_stats, const float* col_stats, const int64_t* outlier_cols,
+                         int64_t n_outliers, int bias_dtype, const void* bias, void* out, int nthreads);
+
 }  // namespace bnb_cpu

@@ -262,15 +262,21 @@ def int8_scaled_mm(A, B, row_stats, col_stats, bias=None, dtype=None):
 
 
 def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
-    """Native fused int8 part; the few outlier columns in A's dtype with torch's addmm (as the reference)."""
-    out = int8_scaled_mm(CA, CB, SCA, SCB, bias, A.dtype)
+    """Native: the int8 matmul, its dequantization, bias and the outlier columns of A in one fused pass."""
     A2 = A.reshape(-1, A.shape[-1])
     if outlier_cols is None or outlier_cols.numel() == 0:
-        return out, A2.new_empty((A2.shape[0], 0))
-    subA = A2.index_select(1, outlier_cols)
-    subB = int8_vectorwise_dequant(CB.index_select(1, outlier_cols), SCB).to(A.dtype)
-    out.view(-1, out.shape[-1]).addmm_(subA, subB.T)
-    return out, subA
+        return int8_scaled_mm(CA, CB, SCA, SCB, bias, A.dtype), A2.new_empty((A2.shape[0], 0))
+    A2, CA, CB = A2.contiguous(), CA.contiguous(), CB.contiguous()
+    SCA, SCB = SCA.contiguous(), SCB.contiguous()
+    cols = outlier_cols.to(torch.int64).contiguous()
+    M, K = A2.shape
+    N = CB.shape[0]
+    out = torch.empty((*CA.shape[:-1], N), dtype=A.dtype)
+    bias, bdt, bptr = _bias_args(bias)
+    _check(_cpu.int8_mixed_scaled_mm(_DTYPE[A.dtype], A2.data_ptr(), CA.data_ptr(), CB.data_ptr(), M, N, K,
+                                     SCA.data_ptr(), SCB.data_ptr(), cols.data_ptr(), cols.numel(), bdt, bptr,
+                                     out.data_ptr(), torch.get_num_threads()))
+    return out, A2[:, cols]
 
 
 # ------------------------------------------------------------------------------------ optimizers
