@@ -9,6 +9,9 @@
 // bf16 path (avx512vnni, bf16 A): a tile of NB weight rows x KC columns is decoded once into an L1 buffer
 // as bf16 (table = bf16(code * absmax), one vpermw per 32 elements), then multiplied by every row of A
 // with vdpbf16ps (fp32 accumulation) in MB x NB register tiles.
+//
+// direct bf16 path (avx512vnni, bf16 A, few rows): weights decoded in registers to bf16 code values (no
+// absmax), vdpbf16ps per 64-element unit, each unit's fp32 partial scaled by its absmax (rows_bf16_direct).
 #include <math.h>
 #include <string.h>
 
@@ -330,6 +333,79 @@ void rows_bf16_t(const Mm4Args& a, int64_t n0, int64_t n1) {
   }
 }
 
+// ------------------------------------------------------------ direct bf16 path (few rows of A)
+// Each 64-element unit of a weight row (32 packed bytes) is decoded to bf16 *code values* with two vpermw
+// (the 16 bf16 codes duplicated into both halves of the table, so the low nibble needs no mask), multiplied
+// by A with two vdpbf16ps into a fresh fp32 partial, and the partial is scaled by the unit's absmax with one
+// fmadd (blocksize 32: lanes 0-7 hold the first block's products, lanes 8-15 the second's).
+template <int MB, int NB, bool BS32>
+inline void tile_direct(const Mm4Args& a, const __m512i tbl, int64_t m0, int64_t n0) {
+  const int64_t K = a.K;
+  __m512 acc[MB][NB];
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_ps();
+  const uint16_t* A0 = a.Abf + m0 * K;
+  const uint8_t* Bj[NB];
+  for (int j = 0; j < NB; ++j) Bj[j] = a.B + (((n0 + j) * K) >> 1);
+  for (int64_t k = 0; k < K; k += 64) {
+    __m512i wh[NB], wl[NB];
+    __m512 s[NB];
+    for (int j = 0; j < NB; ++j) {
+      const uint8_t* bp = Bj[j] + (k >> 1);
+      _mm_prefetch((const char*)(bp + 1024), _MM_HINT_T0);  // 32 units ahead in each weight row
+      const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)bp));
+      wh[j] = _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 4), tbl);
+      wl[j] = _mm512_permutexvar_epi16(w, tbl);
+      const int64_t e = (n0 + j) * K + k;
+      if (BS32) {
+        s[j] = _mm512_mask_broadcastss_ps(_mm512_set1_ps(a.absmax[e >> 5]), (__mmask16)0xFF00,
+                                          _mm_load_ss(a.absmax + (e >> 5) + 1));
+      } else {
+        s[j] = _mm512_set1_ps(a.absmax[e >> a.bshift]);
+      }
+    }
+    for (int i = 0; i < MB; ++i) {
+      const __m512i ah = _mm512_loadu_si512((const void*)(A0 + i * K + k));
+      const __m512i al = _mm512_loadu_si512((const void*)(A0 + i * K + k + 32));
+      for (int j = 0; j < NB; ++j) {
+        __m512 p = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)wh[j]);
+        p = _mm512_dpbf16_ps(p, (__m512bh)al, (__m512bh)wl[j]);
+        acc[i][j] = _mm512_fmadd_ps(p, s[j], acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) store_out(a, m0 + i, n0 + j, _mm512_reduce_add_ps(acc[i][j]));
+}
+
+template <int MB, int NB, bool BS32>
+inline void rows_direct_mb(const Mm4Args& a, const __m512i tbl, int64_t m0, int64_t n0, int64_t n1) {
+  int64_t n = n0;
+  for (; n + NB <= n1; n += NB) tile_direct<MB, NB, BS32>(a, tbl, m0, n);
+  for (; n < n1; ++n) tile_direct<MB, 1, BS32>(a, tbl, m0, n);
+}
+
+template <bool BS32>
+void rows_direct_t(const Mm4Args& a, int64_t n0, int64_t n1) {
+  const __m256i c = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a.code));
+  const __m512i tbl = _mm512_inserti64x4(_mm512_castsi256_si512(c), c, 1);
+  int64_t m = 0;
+  for (; m + 4 <= a.M; m += 4) rows_direct_mb<4, 2, BS32>(a, tbl, m, n0, n1);
+  switch (a.M - m) {
+    case 3: rows_direct_mb<3, 2, BS32>(a, tbl, m, n0, n1); break;
+    case 2: rows_direct_mb<2, 4, BS32>(a, tbl, m, n0, n1); break;
+    case 1: rows_direct_mb<1, 4, BS32>(a, tbl, m, n0, n1); break;
+    default: break;
+  }
+}
+
+void rows_bf16_direct(const Mm4Args& a, int64_t n0, int64_t n1) {
+  if (a.blocksize == 32)
+    rows_direct_t<true>(a, n0, n1);
+  else
+    rows_direct_t<false>(a, n0, n1);
+}
+
 void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
   if (a.blocksize == 32)
     rows_bf16_t<true>(a, n0, n1);
@@ -369,9 +445,9 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 #define BNB_STR2(x) #x
 #define BNB_STR(x) BNB_STR2(x)
 #if defined(MM4_BF16)
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, prep_a_bf16, rows_bf16};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, prep_a_bf16, rows_bf16, rows_bf16_direct};
 #else
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr};
 #endif
 
 }  // namespace BNB_ISA_NS

@@ -81,7 +81,9 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     a.Abf = nullptr;
     std::vector<float> Ap;
     std::vector<uint16_t> Abf;
-    const bool use_bf16 = t->rows_bf16 && dtype == 2 && K % 64 == 0 && M >= kBf16MinRows;
+    const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
+    const bool use_direct = bf16_ok && M < kBf16MinRows;
+    const bool use_bf16 = bf16_ok;
     if (use_bf16) {
       Abf.resize((size_t)(M * K));
       t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
@@ -91,7 +93,8 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       t->prep_a(dtype, A, M, K, Ap.data());
       a.Ap = Ap.data();
     }
-    void (*rows)(const Mm4Args&, int64_t, int64_t) = use_bf16 ? t->rows_bf16 : t->rows;
+    void (*rows)(const Mm4Args&, int64_t, int64_t) =
+        use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows);
 
     int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (nt <= 1 || n * (M < 16 ? M : 16) < kInlineWeights || N < 8) {
