@@ -262,6 +262,7 @@ inline void decode_bf16_row(const Mm4Args& a, const __m512& code, int64_t n, int
     } else {
       tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1);
     }
+    _mm_prefetch((const char*)(a.B + (e >> 1) + 1024), _MM_HINT_T0);
     const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(a.B + (e >> 1))));
     __m512i ih = _mm512_srli_epi16(w, 4), il = w;  // vpermw reads index bits 4:0; the table is duplicated
     if (BS32) {
@@ -390,9 +391,9 @@ void rows_direct_t(const Mm4Args& a, int64_t n0, int64_t n1) {
   const __m256i c = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a.code));
   const __m512i tbl = _mm512_inserti64x4(_mm512_castsi256_si512(c), c, 1);
   int64_t m = 0;
-  for (; m + 4 <= a.M; m += 4) rows_direct_mb<4, 2, BS32>(a, tbl, m, n0, n1);
+  for (; m + 4 <= a.M; m += 4) rows_direct_mb<4, 3, BS32>(a, tbl, m, n0, n1);
   switch (a.M - m) {
-    case 3: rows_direct_mb<3, 2, BS32>(a, tbl, m, n0, n1); break;
+    case 3: rows_direct_mb<3, 3, BS32>(a, tbl, m, n0, n1); break;
     case 2: rows_direct_mb<2, 4, BS32>(a, tbl, m, n0, n1); break;
     case 1: rows_direct_mb<1, 4, BS32>(a, tbl, m, n0, n1); break;
     default: break;

@@ -12,8 +12,9 @@
 namespace bnb_cpu {
 namespace {
 
-// bf16 inputs with at least this many rows use the bf16 dot-product path (where the ISA has one).
-constexpr int64_t kBf16MinRows = 4;
+// bf16 inputs use the bf16 dot-product paths (where the ISA has them): up to this many rows of A the direct
+// path (weights decoded in registers per row tile), above it the decoded-tile path.
+constexpr int64_t kDirectMaxRows = 4;
 // Below this many weight elements a call runs on the calling thread.
 constexpr int64_t kInlineWeights = 1 << 16;
 
@@ -82,7 +83,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     std::vector<float> Ap;
     std::vector<uint16_t> Abf;
     const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
-    const bool use_direct = bf16_ok && M < kBf16MinRows;
+    const bool use_direct = bf16_ok && M <= kDirectMaxRows;
     const bool use_bf16 = bf16_ok;
     if (use_bf16) {
       Abf.resize((size_t)(M * K));
