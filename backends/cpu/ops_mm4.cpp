@@ -43,7 +43,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     if (M < 0 || K < 0 || N < 0 || b_nbytes < 0) return kBadSize;
     if (blocksize < 32 || (blocksize & (blocksize - 1)) != 0) return kBadBlocksize;
     if (M == 0 || N == 0) return kOk;
-    if (!out || !A) return kNullPointer;
+    if (!out || (!A && K > 0)) return kNullPointer;
     const int64_t n = N * K;
     if (b_nbytes < (n + 1) / 2) return kBadSize;
     if (n > 0 && (!B || !absmax || !code)) return kNullPointer;
