@@ -10,8 +10,8 @@
 // as bf16 (table = bf16(code * absmax), one vpermw per 32 elements), then multiplied by every row of A
 // with vdpbf16ps (fp32 accumulation) in MB x NB register tiles.
 //
-// direct bf16 path (avx512vnni, bf16 A, few rows): weights decoded in registers to bf16 code values (no
-// absmax), vdpbf16ps per 64-element unit, each unit's fp32 partial scaled by its absmax (rows_bf16_direct).
+// direct bf16 path (avx512vnni, bf16 A, few rows): the same bf16 weights decoded in registers and used
+// at once (no tile buffer), results bit-identical to the tile path (rows_bf16_direct).
 #include <math.h>
 #include <string.h>
 
@@ -335,43 +335,49 @@ void rows_bf16_t(const Mm4Args& a, int64_t n0, int64_t n1) {
 }
 
 // ------------------------------------------------------------ direct bf16 path (few rows of A)
-// Each 64-element unit of a weight row (32 packed bytes) is decoded to bf16 *code values* with two vpermw
-// (the 16 bf16 codes duplicated into both halves of the table, so the low nibble needs no mask), multiplied
-// by A with two vdpbf16ps into a fresh fp32 partial, and the partial is scaled by the unit's absmax with one
-// fmadd (blocksize 32: lanes 0-7 hold the first block's products, lanes 8-15 the second's).
+// The weights are decoded in registers exactly as decode_bf16_row decodes them into the tile buffer
+// (bf16(code * absmax), one vpermw per 32 elements) and multiplied with vdpbf16ps in the same order as
+// micro_bf16, so both bf16 paths give bit-identical outputs for any batch size (batch invariance).
 template <int MB, int NB, bool BS32>
-inline void tile_direct(const Mm4Args& a, const __m512i tbl, int64_t m0, int64_t n0) {
+inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t n0) {
   const int64_t K = a.K;
+  const __m512i lane_off = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(16), 1);
+  const __m512i m15 = _mm512_set1_epi16(15);
   __m512 acc[MB][NB];
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_ps();
   const uint16_t* A0 = a.Abf + m0 * K;
-  const uint8_t* Bj[NB];
-  for (int j = 0; j < NB; ++j) Bj[j] = a.B + (((n0 + j) * K) >> 1);
   for (int64_t k = 0; k < K; k += 64) {
     __m512i wh[NB], wl[NB];
-    __m512 s[NB];
     for (int j = 0; j < NB; ++j) {
-      const uint8_t* bp = Bj[j] + (k >> 1);
-      _mm_prefetch((const char*)(bp + 1024), _MM_HINT_T0);  // 32 units ahead in each weight row
-      const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)bp));
-      wh[j] = _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 4), tbl);
-      wl[j] = _mm512_permutexvar_epi16(w, tbl);
       const int64_t e = (n0 + j) * K + k;
+      const uint8_t* bp = a.B + (e >> 1);
+      _mm_prefetch((const char*)(bp + 1024), _MM_HINT_T0);  // 32 units ahead in each weight row
+      const __m256i s0 =
+          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[e >> a.bshift])));
+      __m512i tbl;
       if (BS32) {
-        s[j] = _mm512_mask_broadcastss_ps(_mm512_set1_ps(a.absmax[e >> 5]), (__mmask16)0xFF00,
-                                          _mm_load_ss(a.absmax + (e >> 5) + 1));
+        const __m256i s1 =
+            (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[(e >> 5) + 1])));
+        tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s1, 1);
       } else {
-        s[j] = _mm512_set1_ps(a.absmax[e >> a.bshift]);
+        tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1);
       }
+      const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)bp));
+      __m512i ih = _mm512_srli_epi16(w, 4), il = w;
+      if (BS32) {
+        ih = _mm512_or_si512(ih, lane_off);
+        il = _mm512_or_si512(_mm512_and_si512(w, m15), lane_off);
+      }
+      wh[j] = _mm512_permutexvar_epi16(ih, tbl);
+      wl[j] = _mm512_permutexvar_epi16(il, tbl);
     }
     for (int i = 0; i < MB; ++i) {
       const __m512i ah = _mm512_loadu_si512((const void*)(A0 + i * K + k));
       const __m512i al = _mm512_loadu_si512((const void*)(A0 + i * K + k + 32));
       for (int j = 0; j < NB; ++j) {
-        __m512 p = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)wh[j]);
-        p = _mm512_dpbf16_ps(p, (__m512bh)al, (__m512bh)wl[j]);
-        acc[i][j] = _mm512_fmadd_ps(p, s[j], acc[i][j]);
+        acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)ah, (__m512bh)wh[j]);
+        acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)al, (__m512bh)wl[j]);
       }
     }
   }
@@ -380,7 +386,7 @@ inline void tile_direct(const Mm4Args& a, const __m512i tbl, int64_t m0, int64_t
 }
 
 template <int MB, int NB, bool BS32>
-inline void rows_direct_mb(const Mm4Args& a, const __m512i tbl, int64_t m0, int64_t n0, int64_t n1) {
+inline void rows_direct_mb(const Mm4Args& a, const __m512 tbl, int64_t m0, int64_t n0, int64_t n1) {
   int64_t n = n0;
   for (; n + NB <= n1; n += NB) tile_direct<MB, NB, BS32>(a, tbl, m0, n);
   for (; n < n1; ++n) tile_direct<MB, 1, BS32>(a, tbl, m0, n);
@@ -388,8 +394,7 @@ inline void rows_direct_mb(const Mm4Args& a, const __m512i tbl, int64_t m0, int6
 
 template <bool BS32>
 void rows_direct_t(const Mm4Args& a, int64_t n0, int64_t n1) {
-  const __m256i c = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a.code));
-  const __m512i tbl = _mm512_inserti64x4(_mm512_castsi256_si512(c), c, 1);
+  const __m512 tbl = _mm512_loadu_ps(a.code);
   int64_t m = 0;
   for (; m + 4 <= a.M; m += 4) rows_direct_mb<4, 3, BS32>(a, tbl, m, n0, n1);
   switch (a.M - m) {
