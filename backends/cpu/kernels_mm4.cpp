@@ -262,7 +262,7 @@ inline void decode_bf16_row(const Mm4Args& a, const __m512& code, int64_t n, int
     } else {
       tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1);
     }
-    _mm_prefetch((const char*)(a.B + (e >> 1) + 1024), _MM_HINT_T0);
+    _mm_prefetch((const char*)(a.B + (e >> 1) + BNB_NB * (a.K >> 1)), _MM_HINT_T1);  // next row tile
     const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(a.B + (e >> 1))));
     __m512i ih = _mm512_srli_epi16(w, 4), il = w;  // vpermw reads index bits 4:0; the table is duplicated
     if (BS32) {
@@ -352,7 +352,7 @@ inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t
     for (int j = 0; j < NB; ++j) {
       const int64_t e = (n0 + j) * K + k;
       const uint8_t* bp = a.B + (e >> 1);
-      _mm_prefetch((const char*)(bp + 1024), _MM_HINT_T0);  // 32 units ahead in each weight row
+      _mm_prefetch((const char*)(bp + NB * (K >> 1)), _MM_HINT_T1);  // the same unit of the next row tile
       const __m256i s0 =
           (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[e >> a.bshift])));
       __m512i tbl;
