@@ -9,6 +9,9 @@
 // bf16 path (avx512vnni, bf16 A): a tile of NB weight rows x KC columns is decoded once into an L1 buffer
 // as bf16 (table = bf16(code * absmax), one vpermw per 32 elements), then multiplied by every row of A
 // with vdpbf16ps (fp32 accumulation) in MB x NB register tiles.
+//
+// direct bf16 path (avx512vnni, bf16 A, few rows): the same bf16 weights decoded in registers and used
+// at once (no tile buffer), results bit-identical to the tile path (rows_bf16_direct).
 #include <math.h>
 #include <string.h>
 
@@ -259,6 +262,7 @@ inline void decode_bf16_row(const Mm4Args& a, const __m512& code, int64_t n, int
     } else {
       tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1);
     }
+    _mm_prefetch((const char*)(a.B + (e >> 1) + BNB_NB * (a.K >> 1)), _MM_HINT_T1);  // next row tile
     const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(a.B + (e >> 1))));
     __m512i ih = _mm512_srli_epi16(w, 4), il = w;  // vpermw reads index bits 4:0; the table is duplicated
     if (BS32) {
@@ -330,6 +334,84 @@ void rows_bf16_t(const Mm4Args& a, int64_t n0, int64_t n1) {
   }
 }
 
+// ------------------------------------------------------------ direct bf16 path (few rows of A)
+// The weights are decoded in registers exactly as decode_bf16_row decodes them into the tile buffer
+// (bf16(code * absmax), one vpermw per 32 elements) and multiplied with vdpbf16ps in the same order as
+// micro_bf16, so both bf16 paths give bit-identical outputs for any batch size (batch invariance).
+template <int MB, int NB, bool BS32>
+inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t n0) {
+  const int64_t K = a.K;
+  const __m512i lane_off = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(16), 1);
+  const __m512i m15 = _mm512_set1_epi16(15);
+  __m512 acc[MB][NB];
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_ps();
+  const uint16_t* A0 = a.Abf + m0 * K;
+  for (int64_t k = 0; k < K; k += 64) {
+    __m512i wh[NB], wl[NB];
+    for (int j = 0; j < NB; ++j) {
+      const int64_t e = (n0 + j) * K + k;
+      const uint8_t* bp = a.B + (e >> 1);
+      _mm_prefetch((const char*)(bp + NB * (K >> 1)), _MM_HINT_T1);  // the same unit of the next row tile
+      const __m256i s0 =
+          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[e >> a.bshift])));
+      __m512i tbl;
+      if (BS32) {
+        const __m256i s1 =
+            (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[(e >> 5) + 1])));
+        tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s1, 1);
+      } else {
+        tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1);
+      }
+      const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)bp));
+      __m512i ih = _mm512_srli_epi16(w, 4), il = w;
+      if (BS32) {
+        ih = _mm512_or_si512(ih, lane_off);
+        il = _mm512_or_si512(_mm512_and_si512(w, m15), lane_off);
+      }
+      wh[j] = _mm512_permutexvar_epi16(ih, tbl);
+      wl[j] = _mm512_permutexvar_epi16(il, tbl);
+    }
+    for (int i = 0; i < MB; ++i) {
+      const __m512i ah = _mm512_loadu_si512((const void*)(A0 + i * K + k));
+      const __m512i al = _mm512_loadu_si512((const void*)(A0 + i * K + k + 32));
+      for (int j = 0; j < NB; ++j) {
+        acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)ah, (__m512bh)wh[j]);
+        acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)al, (__m512bh)wl[j]);
+      }
+    }
+  }
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < NB; ++j) store_out(a, m0 + i, n0 + j, _mm512_reduce_add_ps(acc[i][j]));
+}
+
+template <int MB, int NB, bool BS32>
+inline void rows_direct_mb(const Mm4Args& a, const __m512 tbl, int64_t m0, int64_t n0, int64_t n1) {
+  int64_t n = n0;
+  for (; n + NB <= n1; n += NB) tile_direct<MB, NB, BS32>(a, tbl, m0, n);
+  for (; n < n1; ++n) tile_direct<MB, 1, BS32>(a, tbl, m0, n);
+}
+
+template <bool BS32>
+void rows_direct_t(const Mm4Args& a, int64_t n0, int64_t n1) {
+  const __m512 tbl = _mm512_loadu_ps(a.code);
+  int64_t m = 0;
+  for (; m + 4 <= a.M; m += 4) rows_direct_mb<4, 3, BS32>(a, tbl, m, n0, n1);
+  switch (a.M - m) {
+    case 3: rows_direct_mb<3, 3, BS32>(a, tbl, m, n0, n1); break;
+    case 2: rows_direct_mb<2, 4, BS32>(a, tbl, m, n0, n1); break;
+    case 1: rows_direct_mb<1, 4, BS32>(a, tbl, m, n0, n1); break;
+    default: break;
+  }
+}
+
+void rows_bf16_direct(const Mm4Args& a, int64_t n0, int64_t n1) {
+  if (a.blocksize == 32)
+    rows_direct_t<true>(a, n0, n1);
+  else
+    rows_direct_t<false>(a, n0, n1);
+}
+
 void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
   if (a.blocksize == 32)
     rows_bf16_t<true>(a, n0, n1);
@@ -369,9 +451,9 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 #define BNB_STR2(x) #x
 #define BNB_STR(x) BNB_STR2(x)
 #if defined(MM4_BF16)
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, prep_a_bf16, rows_bf16};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, prep_a_bf16, rows_bf16, rows_bf16_direct};
 #else
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr};
 #endif
 
 }  // namespace BNB_ISA_NS

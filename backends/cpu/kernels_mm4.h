@@ -33,6 +33,9 @@ struct Mm4Table {
   // products. Needs K % 64 == 0.
   void (*prep_a_bf16)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Abf);
   void (*rows_bf16)(const Mm4Args& a, int64_t n0, int64_t n1);
+  // bf16 path for few rows of A: same arithmetic as rows_bf16 (bit-identical results), weights decoded in
+  // registers instead of a tile buffer. Needs K % 64 == 0; null without BF16.
+  void (*rows_bf16_direct)(const Mm4Args& a, int64_t n0, int64_t n1);
 };
 
 namespace scalar {

@@ -12,8 +12,9 @@
 namespace bnb_cpu {
 namespace {
 
-// bf16 inputs with at least this many rows use the bf16 dot-product path (where the ISA has one).
-constexpr int64_t kBf16MinRows = 4;
+// bf16 inputs use the bf16 dot-product paths (where the ISA has them): up to this many rows of A the direct
+// path (weights decoded in registers per row tile), above it the decoded-tile path.
+constexpr int64_t kDirectMaxRows = 4;
 // Below this many weight elements a call runs on the calling thread.
 constexpr int64_t kInlineWeights = 1 << 16;
 
@@ -42,7 +43,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     if (M < 0 || K < 0 || N < 0 || b_nbytes < 0) return kBadSize;
     if (blocksize < 32 || (blocksize & (blocksize - 1)) != 0) return kBadBlocksize;
     if (M == 0 || N == 0) return kOk;
-    if (!out || !A) return kNullPointer;
+    if (!out || (!A && K > 0)) return kNullPointer;
     const int64_t n = N * K;
     if (b_nbytes < (n + 1) / 2) return kBadSize;
     if (n > 0 && (!B || !absmax || !code)) return kNullPointer;
@@ -81,7 +82,9 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     a.Abf = nullptr;
     std::vector<float> Ap;
     std::vector<uint16_t> Abf;
-    const bool use_bf16 = t->rows_bf16 && dtype == 2 && K % 64 == 0 && M >= kBf16MinRows;
+    const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
+    const bool use_direct = bf16_ok && M <= kDirectMaxRows;
+    const bool use_bf16 = bf16_ok;
     if (use_bf16) {
       Abf.resize((size_t)(M * K));
       t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
@@ -91,7 +94,8 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       t->prep_a(dtype, A, M, K, Ap.data());
       a.Ap = Ap.data();
     }
-    void (*rows)(const Mm4Args&, int64_t, int64_t) = use_bf16 ? t->rows_bf16 : t->rows;
+    void (*rows)(const Mm4Args&, int64_t, int64_t) =
+        use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows);
 
     int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (nt <= 1 || n * (M < 16 ? M : 16) < kInlineWeights || N < 8) {

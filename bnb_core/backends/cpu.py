@@ -136,18 +136,22 @@ def _ptr(t) -> int:
     return 0 if t is None else t.data_ptr()
 
 
+def _contig(t):
+    return t if t.is_contiguous() else t.contiguous()
+
+
 def _matmul_4bit(A, B, shapeB, absmax, blocksize, code, bias, absmax_8bit, absmax_code, absmax_offset, out):
+    # per-call glue is ~µs against 0.1-ms kernels at batch 1: only copy what is not already usable as is
     N, K = int(shapeB[0]), int(shapeB[1])
-    A2 = A.reshape(-1, K).contiguous()
-    B = B.contiguous()
-    absmax = absmax.contiguous()
-    code = code.to(_F32).contiguous()
+    A, B, absmax = _contig(A), _contig(B), _contig(absmax)
+    if code.dtype != _F32:
+        code = code.to(_F32)
+    code = _contig(code)
     if absmax_8bit is not None:
-        absmax_8bit, absmax_code = absmax_8bit.contiguous(), absmax_code.contiguous()
-        absmax_offset = absmax_offset.contiguous()
+        absmax_8bit, absmax_code, absmax_offset = _contig(absmax_8bit), _contig(absmax_code), _contig(absmax_offset)
     if bias is not None:
-        bias = bias.contiguous()
-    _check(_cpu.gemm_4bit(_DTYPE[A.dtype], A2.data_ptr(), A2.shape[0], K, B.data_ptr(),
+        bias = _contig(bias)
+    _check(_cpu.gemm_4bit(_DTYPE[A.dtype], A.data_ptr(), A.numel() // K if K else math.prod(A.shape[:-1]), K, B.data_ptr(),
                           B.numel() * B.element_size(), N, absmax.data_ptr(), blocksize, code.data_ptr(),
                           _ptr(absmax_8bit), _ptr(absmax_code), _ptr(absmax_offset), _ptr(bias), out.data_ptr(),
                           torch.get_num_threads()))
