@@ -267,6 +267,8 @@ def render_c_header() -> str:
         f"#define BNB_MIN_BLOCKSIZE_8BIT {MIN_BLOCKSIZE_8BIT}",
         f"#define BNB_NESTED_BLOCKSIZE {NESTED_BLOCKSIZE}",
         f"#define BNB_OPTIMIZER_BLOCKSIZE {OPTIMIZER_BLOCKSIZE}",
+        f"#define BNB_INT8_DEQUANT_SCALE {_c_float(INT8_DEQUANT_SCALE)}",
+        f"#define BNB_INT8_MM_DEQUANT_SCALE {_c_float(INT8_MM_DEQUANT_SCALE)}",
         "",
         "#ifdef __cplusplus",
         "namespace bnb_formats {",

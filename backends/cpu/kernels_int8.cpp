@@ -35,8 +35,10 @@ namespace bnb_cpu {
 namespace BNB_ISA_NS {
 namespace {
 
-constexpr float kDequant = 1.0f / 127.0f;              // fp32(1/127), as formats.INT8_DEQUANT_SCALE
-constexpr float kMmDequant = (float)(1.0 / 16129.0);   // fp32(1/127^2), as formats.INT8_MM_DEQUANT_SCALE
+#include "simd_io.h"  // per-ISA: inside this namespace on purpose
+
+constexpr float kDequant = BNB_INT8_DEQUANT_SCALE;       // fp32(1/127) (formats.INT8_DEQUANT_SCALE)
+constexpr float kMmDequant = BNB_INT8_MM_DEQUANT_SCALE;  // fp32(1/127^2) (formats.INT8_MM_DEQUANT_SCALE)
 
 inline float row_scale(float absmax) { return (1.0f / absmax) * 127.0f; }
 
@@ -58,27 +60,9 @@ inline void flag_col(uint8_t* colflag, int64_t k) { __atomic_store_n(colflag + k
 constexpr int VW = 16;
 typedef __m512 vf;
 template <int DT>
-inline vf vld(const void* p, int64_t i) {
-  if (DT == 0) return _mm512_loadu_ps((const float*)p + i);
-  __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
-  if (DT == 1) return _mm512_cvtph_ps(h);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
+inline vf vld(const void* p, int64_t i) { return simd_io::load<DT>(p, i); }
 template <int DT>
-inline void vst(void* p, int64_t i, vf v) {
-  if (DT == 0) {
-    _mm512_storeu_ps((float*)p + i, v);
-  } else if (DT == 1) {
-    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {
-    __m512i u = _mm512_castps_si512(v);
-    __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
-                                 _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
-    r = _mm512_srli_epi32(r, 16);
-    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
-    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtepi32_epi16(r));
-  }
-}
+inline void vst(void* p, int64_t i, vf v) { simd_io::store<DT>(p, i, v); }
 inline vf vabs(vf v) { return _mm512_abs_ps(v); }
 inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
@@ -118,29 +102,9 @@ inline void vst_i32(int32_t* p, const int32_t* s, int32_t corr) {
 constexpr int VW = 8;
 typedef __m256 vf;
 template <int DT>
-inline vf vld(const void* p, int64_t i) {
-  if (DT == 0) return _mm256_loadu_ps((const float*)p + i);
-  __m128i h = _mm_loadu_si128((const __m128i*)((const uint16_t*)p + i));
-  if (DT == 1) return _mm256_cvtph_ps(h);
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
+inline vf vld(const void* p, int64_t i) { return simd_io::load<DT>(p, i); }
 template <int DT>
-inline void vst(void* p, int64_t i, vf v) {
-  if (DT == 0) {
-    _mm256_storeu_ps((float*)p + i, v);
-  } else if (DT == 1) {
-    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  } else {
-    __m256i u = _mm256_castps_si256(v);
-    __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)),
-                                 _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
-    r = _mm256_srli_epi32(r, 16);
-    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
-    __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), packed);
-  }
-}
+inline void vst(void* p, int64_t i, vf v) { simd_io::store<DT>(p, i, v); }
 inline vf vabs(vf v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
