@@ -31,6 +31,9 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 
 
+_KEEP = object()  # Params4bit._like: keep this attribute as it is
+
+
 class _MovesThroughTo:
     """.cpu() / .cuda() go through .to(), where the quantized parameters quantize or move their state."""
 
@@ -78,11 +81,17 @@ class Params4bit(_MovesThroughTo, nn.Parameter):
     def __reduce_ex__(self, proto):
         return (_rebuild_params4bit, (self.data, self.requires_grad, self.__getstate__()))
 
+    def _like(self, data: torch.Tensor, quant_state=_KEEP, module=_KEEP) -> "Params4bit":
+        """A Params4bit over `data` with this one's settings (quant_state / module kept unless given)."""
+        return type(self)(data, requires_grad=self.requires_grad,
+                          quant_state=self.quant_state if quant_state is _KEEP else quant_state,
+                          blocksize=self.blocksize, compress_statistics=self.compress_statistics,
+                          quant_type=self.quant_type, quant_storage=self.quant_storage,
+                          module=self.module if module is _KEEP else module, bnb_quantized=self.bnb_quantized)
+
     def __deepcopy__(self, memo):
-        new = type(self).__new__(type(self), data=copy.deepcopy(self.data, memo), requires_grad=self.requires_grad,
-                                 quant_state=copy.deepcopy(self.quant_state, memo), blocksize=self.blocksize,
-                                 compress_statistics=self.compress_statistics, quant_type=self.quant_type,
-                                 quant_storage=self.quant_storage, module=None, bnb_quantized=self.bnb_quantized)
+        new = self._like(copy.deepcopy(self.data, memo), quant_state=copy.deepcopy(self.quant_state, memo),
+                         module=None)
         memo[id(self)] = new
         return new
 
@@ -121,10 +130,7 @@ class Params4bit(_MovesThroughTo, nn.Parameter):
         if self.quant_state is not None and device is not None:
             self.quant_state.to(device)
         # dtype never changes the packed codes; only the device moves
-        new = Params4bit(super().to(device=device, non_blocking=non_blocking), requires_grad=self.requires_grad,
-                         quant_state=self.quant_state, blocksize=self.blocksize,
-                         compress_statistics=self.compress_statistics, quant_type=self.quant_type,
-                         quant_storage=self.quant_storage, module=self.module, bnb_quantized=self.bnb_quantized)
+        new = self._like(super().to(device=device, non_blocking=non_blocking))
         if self.module is not None:
             self.module.quant_state = self.quant_state
         return new
@@ -136,13 +142,7 @@ class Params4bit(_MovesThroughTo, nn.Parameter):
         with torch._C.DisableTorchFunctionSubclass():
             out = func(*args, **kwargs)
         if func in (torch.chunk, torch.split, torch.Tensor.chunk, torch.Tensor.split):
-            src = args[0]
-            return tuple(
-                Params4bit(t, requires_grad=src.requires_grad, quant_state=src.quant_state, blocksize=src.blocksize,
-                           compress_statistics=src.compress_statistics, quant_type=src.quant_type,
-                           quant_storage=src.quant_storage, module=src.module, bnb_quantized=src.bnb_quantized)
-                for t in out
-            )
+            return tuple(args[0]._like(t) for t in out)
         return out
 
 
