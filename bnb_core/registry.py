@@ -25,6 +25,16 @@ import torch
 from ._ops import OPS
 
 REFERENCE = "reference"
+
+#: verification levels a backend may claim for an op (shared/DESIGN.md section 6; README support table)
+LEVELS = (
+    "runs in CI",                  # every case of the conformance suite passes in CI on this machine type
+    "runs on hardware",            # the conformance suite passed on a real device of this kind (not in CI)
+    "runs on a CPU SYCL device",   # SYCL kernels built by DPC++'s run-time compiler pass on the OpenCL CPU device
+    "kernel logic tested on CPU",  # kernel bodies run on CPU through a compat header (no device compiler here)
+    "compiles",                    # built with the vendor toolchain in CI, never run
+    "source only",                 # written, never built here
+)
 ENTRY_POINT_GROUP = "bnb_core.backends"
 
 _IMPL_LIB = torch.library.Library("bnb", "IMPL")

@@ -25,6 +25,7 @@ from .. import formats, registry
 from .._ops import OPTIMIZER_NAMES
 
 NAME = "cpu-native"
+DEVICE = "cpu"
 
 #: the imported native module, or None; IMPORT_ERROR says why it is None
 _cpu = None
@@ -349,6 +350,9 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "optimizer_update_32bit": (optimizer_update_32bit, _supports_32bit),
     "optimizer_update_8bit_blockwise": (optimizer_update_8bit_blockwise, _supports_8bit),
 }
+
+#: op -> verification level (see bnb_core/backends/__init__.py)
+SUPPORT = {op: "runs in CI" for op in KERNELS}
 
 _loaded = False
 
