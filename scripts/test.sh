@@ -16,5 +16,9 @@ fi
 if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null; then
   export BNB_CORE_REQUIRE_CROSS=1
 fi
+# nvcc present: the CUDA backend must have been built (a compile check here; kernels run only on a GPU)
+if command -v nvcc >/dev/null; then
+  export BNB_CORE_REQUIRE_CUDA_BUILD=1
+fi
 # the tests import the INSTALLED bnb_core (with its built native module), not ./bnb_core
 "$VENV/bin/pytest" -p no:cacheprovider -q -rf "$@" tests

@@ -1,0 +1,111 @@
+// Shared by every CUDA kernel family (torch-free): status codes, the device guard, launch checks, dtype
+// loads/stores. Built as HIP through backends/rocm/hip_compat.h (the one place where CUDA and HIP differ
+// in names); kernels use the CUDA spelling.
+#pragma once
+
+#include <stdint.h>
+
+#include <type_traits>
+
+#if defined(__HIPCC__)
+#include "../rocm/hip_compat.h"
+#else
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#endif
+
+#include "bnb_quant_math.h"
+#include "status.h"
+
+namespace bnb_cuda {
+
+// Makes `device` current for the scope of a launch and restores the previous device (kernels run on their
+// tensors' device, whatever the caller's current device is). ok() is false when the device is invalid.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    err_ = cudaGetDevice(&prev_);
+    if (err_ == cudaSuccess && prev_ != device) err_ = cudaSetDevice(device);
+    if (err_ != cudaSuccess) prev_ = -1;
+  }
+  ~DeviceGuard() {
+    int cur = -1;
+    if (prev_ >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != prev_) cudaSetDevice(prev_);
+  }
+  cudaError_t error() const { return err_; }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int prev_ = -1;
+  cudaError_t err_ = cudaSuccess;
+};
+
+// Status of the launch just made (configuration errors are reported here, execution errors later by
+// torch's own synchronization, as for any CUDA op).
+inline int launch_status() { return record_cuda_error(cudaGetLastError()); }
+
+// 64-bit grid-stride helpers.
+__device__ __forceinline__ int64_t global_thread_id() {
+  return (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_threads() { return (int64_t)gridDim.x * blockDim.x; }
+
+// Number of blocks for a grid-stride loop over `work` items with `threads` per block: enough to fill
+// the device (capped; the loop covers the rest).
+inline unsigned grid_for(int64_t work, int threads, int64_t cap = 65535 * 8) {
+  int64_t b = (work + threads - 1) / threads;
+  if (b < 1) b = 1;
+  if (b > cap) b = cap;
+  return (unsigned)b;
+}
+
+// dtype codes: 0 = float32, 1 = float16, 2 = bfloat16 (as bnb_core/backends/*.py pass them).
+template <int D>
+struct DT;
+template <>
+struct DT<0> {
+  using T = float;
+  __device__ __forceinline__ static float from(T r) { return r; }
+  __device__ __forceinline__ static T to(float v) { return v; }
+  __device__ __forceinline__ static float load(const T* p, int64_t i) { return p[i]; }
+  __device__ __forceinline__ static void store(T* p, int64_t i, float v) { p[i] = v; }
+};
+template <>
+struct DT<1> {  // hardware conversions: exact widening, round-to-nearest-even narrowing (as torch)
+  using T = uint16_t;
+  __device__ __forceinline__ static float from(T r) { return __half2float(__ushort_as_half(r)); }
+  __device__ __forceinline__ static T to(float v) { return __half_as_ushort(__float2half_rn(v)); }
+  __device__ __forceinline__ static float load(const T* p, int64_t i) { return from(p[i]); }
+  __device__ __forceinline__ static void store(T* p, int64_t i, float v) { p[i] = to(v); }
+};
+template <>
+struct DT<2> {  // bf16: a shift up; round-to-nearest-even down (NaN -> 0x7FC0), bnb_quant_math.h
+  using T = uint16_t;
+  __device__ __forceinline__ static float from(T r) { return bnb::bf16_to_f32(r); }
+  __device__ __forceinline__ static T to(float v) { return bnb::f32_to_bf16(v); }
+  __device__ __forceinline__ static float load(const T* p, int64_t i) { return from(p[i]); }
+  __device__ __forceinline__ static void store(T* p, int64_t i, float v) { p[i] = to(v); }
+};
+
+template <int D>
+using DtypeTag = std::integral_constant<int, D>;
+
+// Calls f(DtypeTag<D>{}) for the runtime dtype code (use `constexpr int D = decltype(tag)::value;` in a
+// generic lambda); kBadDtype for an unknown code.
+template <class F>
+inline int dispatch_dtype(int dtype, F&& f) {
+  switch (dtype) {
+    case 0:
+      return f(DtypeTag<0>{});
+    case 1:
+      return f(DtypeTag<1>{});
+    case 2:
+      return f(DtypeTag<2>{});
+    default:
+      return kBadDtype;
+  }
+}
+
+}  // namespace bnb_cuda
