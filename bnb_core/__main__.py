@@ -1,8 +1,14 @@
 """``python -m bnb_core``: environment report, backend table and a quick self-check.
 
-``python -m bnb_core check [--device D] [--op OP ...] [-v]`` runs the conformance suite
-(bnb_core.conformance) on a device and prints pass / fail / unsupported per op; exit status 1 on any
-failure.
+``python -m bnb_core check [--device D] [--op OP ...] [-v] [--strict]`` runs the conformance suite
+(bnb_core.conformance) on a device and prints the kernels registered there, pass / fail / unsupported and
+the kernel that served the cases per op (-v: every case); exit status 1 on any failure. ``--strict``: a case
+that falls back to the reference fails (registry strict mode).
+
+``python -m bnb_core support [--markdown] [--builtin-only] [--write-readme [--readme PATH]]`` prints the
+support matrix op x backend x verification level (bnb_core.support): built-in backends from their SUPPORT
+declarations, third-party backends from what they registered here. ``--write-readme`` rewrites the README's
+generated support section.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import sys
 import torch
 
 import bnb_core
-from bnb_core import conformance, registry
+from bnb_core import conformance, registry, support
 from bnb_core._ops import OPS
 
 
@@ -28,7 +34,8 @@ def _table(rows, headers) -> str:
 def report() -> None:
     print(f"bnb_core {bnb_core.__version__}  torch {torch.__version__}  python {platform.python_version()}  "
           f"{platform.machine()} {platform.system()}")
-    print(f"reference forced (BNB_CORE_FORCE_REFERENCE): {registry.force_reference()}")
+    print(f"reference forced (BNB_CORE_FORCE_REFERENCE): {registry.force_reference()}; "
+          f"strict mode (BNB_CORE_STRICT): {registry.is_strict()}")
     devices = conformance.available_devices()
     print(f"devices: {', '.join(devices)}; native cpu {_cpu_isa()}")
     print("\nbackends:")
@@ -64,15 +71,49 @@ def _cpu_isa() -> str:
     return f"isa={_cpu.isa()} (available: {', '.join(_cpu.available_isas())}){thp}"
 
 
-def check(device: str, ops, verbose: bool) -> bool:
-    results = conformance.run(device, ops)
+def _registered(device: str, ops) -> None:
+    by_kernel: dict = {}
+    for op, dev, k in registry.registrations():
+        if dev == device and (not ops or op in ops):
+            by_kernel.setdefault((k.name, k.backend, k.level, k.priority), []).append(op)
+    if not by_kernel:
+        print(f"kernels registered for {device}: none (the reference serves every op)")
+        return
+    print(f"kernels registered for {device} (per op, tried by priority then registration order; the reference "
+          "serves what none accepts):")
+    for (name, backend, level, priority), kops in by_kernel.items():
+        where = f"backend {backend}" if backend != name else "registered by code"
+        what = f"{len(kops)} ops" if len(kops) > 3 else ", ".join(kops)
+        print(f"  {name}: {where}, level {level!r}{f', priority {priority}' if priority else ''}: {what}")
+
+
+def check(device: str, ops, verbose: bool, strict: bool = False) -> bool:
+    _registered(device, ops)
+    with registry.strict(strict or registry.is_strict()):
+        results = conformance.run(device, ops)
     extra = f"; native cpu {_cpu_isa()}" if device == "cpu" else ""
+    extra += "; strict mode: a fallback to the reference fails" if strict or registry.is_strict() else ""
     print(f"conformance on {device}: {len(results)} cases{extra}")
     print(_table(conformance.summarize(results), ["op", "pass", "fail", "unsupported", "served by"]))
-    bad = [r for r in results if r.status != "pass"]
-    for r in bad if verbose else [r for r in bad if r.status == "fail"]:
-        print(f"{r.status.upper()} {r.case.op} [{r.case.id}] ({r.kernel}): {r.detail}")
+    for r in results if verbose else [r for r in results if r.status == "fail"]:
+        print(f"{r.status.upper()} {r.case.op} [{r.case.id}] ({r.kernel})" + (f": {r.detail}" if r.detail else ""))
     return not any(r.status == "fail" for r in results)
+
+
+def support_cmd(markdown: bool, builtin_only: bool, write_readme: bool, readme: str) -> int:
+    if write_readme:
+        changed = support.write_readme(readme)
+        print(f"{readme}: support section {'rewritten' if changed else 'already up to date'}")
+        return 0
+    cols = support.columns(include_runtime=not builtin_only)
+    if markdown:
+        print(support.render(cols, markdown=True))
+        return 0
+    print(support.render(cols, markdown=False, with_status=True))
+    failed = {name: why for name, why in registry.backend_status.items() if why}
+    for name, why in sorted(failed.items()):
+        print(f"backend {name} did not load here: {why}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -81,10 +122,18 @@ def main(argv=None) -> int:
     c = sub.add_parser("check", help="run the conformance suite on a device")
     c.add_argument("--device", default="cpu", help="torch device type (cpu, cuda, xpu, mps, ...)")
     c.add_argument("--op", action="append", choices=sorted(OPS), help="only this op (repeatable)")
-    c.add_argument("-v", "--verbose", action="store_true", help="also list unsupported cases")
+    c.add_argument("-v", "--verbose", action="store_true", help="list every case: status, kernel, detail")
+    c.add_argument("--strict", action="store_true", help="a fallback to the reference fails the case")
+    s = sub.add_parser("support", help="print the support matrix op x backend x verification level")
+    s.add_argument("--markdown", action="store_true", help="markdown (as in the README)")
+    s.add_argument("--builtin-only", action="store_true", help="only the built-in backends (as in the README)")
+    s.add_argument("--write-readme", action="store_true", help="rewrite the README's generated support section")
+    s.add_argument("--readme", default="README.md", help="README path for --write-readme (default: ./README.md)")
     args = parser.parse_args(argv)
     if args.cmd == "check":
-        return 0 if check(args.device, args.op, args.verbose) else 1
+        return 0 if check(args.device, args.op, args.verbose, args.strict) else 1
+    if args.cmd == "support":
+        return support_cmd(args.markdown, args.builtin_only, args.write_readme, args.readme)
     report()
     ok = all(self_check(d) for d in conformance.available_devices())
     return 0 if ok else 1

@@ -503,13 +503,15 @@ def run(device: str, ops: Optional[list[str]] = None) -> list[Result]:
 
 
 def summarize(results: list[Result]) -> list[tuple]:
-    """Rows (op, pass, fail, unsupported, kernels) in op order."""
+    """Rows (op, pass, fail, unsupported, kernels) in op order; kernels: the kernel that served the op's cases,
+    or "name: count" per kernel when several did."""
     rows = {}
     for r in results:
-        row = rows.setdefault(r.case.op, [0, 0, 0, set()])
+        row = rows.setdefault(r.case.op, [0, 0, 0, {}])
         row[("pass", "fail", "unsupported").index(r.status)] += 1
-        row[3].add(r.kernel)
-    return [(op, p, f, u, ", ".join(sorted(k))) for op, (p, f, u, k) in rows.items()]
+        row[3][r.kernel] = row[3].get(r.kernel, 0) + 1
+    return [(op, p, f, u, ", ".join(k) if len(k) == 1 else ", ".join(f"{n}: {c}" for n, c in k.items()))
+            for op, (p, f, u, k) in rows.items()]
 
 
 def available_devices() -> list[str]:

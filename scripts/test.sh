@@ -20,5 +20,12 @@ fi
 if command -v nvcc >/dev/null; then
   export BNB_CORE_REQUIRE_CUDA_BUILD=1
 fi
+# examples/bnb_core_example_backend (an out-of-tree backend registered through the bnb_core.backends entry point),
+# pip-installed into its own directory rather than .venv: on the CPU it serves float32 dequantize_blockwise ahead of
+# the native kernel, which the rest of the suite must test. tests/test_example_backend.py runs bnb_core with it.
+EXAMPLE_DIR="$ROOT/build/example-backend"
+rm -rf "$EXAMPLE_DIR"
+"$PY" -m pip install -q --no-deps --target "$EXAMPLE_DIR" "$ROOT/examples/bnb_core_example_backend"
+export BNB_CORE_EXAMPLE_BACKEND_PATH="$EXAMPLE_DIR" BNB_CORE_REQUIRE_EXAMPLE_BACKEND=1
 # the tests import the INSTALLED bnb_core (with its built native module), not ./bnb_core
 "$VENV/bin/pytest" -p no:cacheprovider -q -rf "$@" tests

@@ -8,6 +8,13 @@ or its device, so the support matrix can be printed anywhere):
 * ``SUPPORT``: ``{op name (with overload, e.g. "gemv_4bit.out"): verification level}`` for every op it
   has a native kernel for; levels are ``registry.LEVELS`` (docs/architecture.md, "Verification levels").
 * ``load() -> Optional[str]``: registers its kernels when it can; returns None, or why it did not load.
+  Kernels it registers without ``level=`` take their level from ``SUPPORT``.
+
+Build flavours (``FLAVOURS``): a backend built in another flavour for the same torch device declares that
+flavour's levels in its own dict, e.g. ``SUPPORT_HIP`` in ``cuda.py`` for the ROCm/HIP build (ROCm PyTorch
+uses the "cuda" device). ``python -m bnb_core support`` and the README table show it as its own column
+("rocm"; "reference" everywhere until the dict exists). When the HIP build is the one loaded, ``load()``
+passes ``level=SUPPORT_HIP[op]`` to ``registry.register_kernel``.
 """
 
 import importlib
@@ -17,6 +24,8 @@ from .. import registry
 
 #: built-in backends in load order (ROCm is a build flavour of "cuda": backends/cuda.py loads bnb_core._hip)
 BUILTIN = ("cpu", "cuda", "xpu", "mps")
+#: build flavours shown as their own support column: column -> (built-in module, its SUPPORT-like dict)
+FLAVOURS = {"rocm": ("cuda", "SUPPORT_HIP")}
 
 
 def builtin_modules():
@@ -34,6 +43,7 @@ def load_builtin_backends() -> None:
             if importlib.util.find_spec(f"{__name__}.{name}") is None:
                 continue
             mod = importlib.import_module(f"{__name__}.{name}")
-            registry.backend_status[name] = mod.load()
+            with registry.loading_backend(name, getattr(mod, "SUPPORT", {})):
+                registry.backend_status[name] = mod.load()
         except Exception as e:  # a broken backend must never break `import bnb_core`
             registry.backend_status[name] = f"{type(e).__name__}: {e}"

@@ -73,6 +73,7 @@ def _empty(shape, dtype):
 
 
 def _out_contiguous(*args, **kwargs) -> bool:
+    """the kernel writes `out` through its data pointer: `out` must be contiguous"""
     out = kwargs["out"] if "out" in kwargs else args[-1]
     return out.is_contiguous()
 
@@ -304,6 +305,7 @@ def optimizer_update_32bit(optimizer_name, g, p, state1, state2, unorm_vec, max_
 
 
 def _supports_32bit(optimizer_name, g, p, state1, state2, unorm_vec, max_unorm, *args, **kwargs) -> bool:
+    """updates in place through data pointers: g, p, the states (and unorm_vec) must be contiguous"""
     return _optim_contiguous(g, p, state1, state2, unorm_vec if max_unorm > 0.0 else None)
 
 
@@ -320,6 +322,7 @@ def optimizer_update_8bit_blockwise(optimizer_name, g, p, state1, state2, beta1,
 
 def _supports_8bit(optimizer_name, g, p, state1, state2, beta1, beta2, beta3, alpha, eps, step, lr, qmap1, qmap2,
                    absmax1, absmax2, *args, **kwargs) -> bool:
+    """contiguous tensors; a one-state rule given a state2 is left to the reference"""
     # a one-state rule given a state2 re-quantizes that state in the reference: left to the reference
     if state2 is not None and optimizer_name not in ("adam", "lamb", "ademamix"):
         return False
