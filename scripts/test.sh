@@ -16,5 +16,10 @@ fi
 if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null; then
   export BNB_CORE_REQUIRE_CROSS=1
 fi
+# tests/test_xpu_sycl.py runs the XPU (SYCL) kernels on Intel's OpenCL CPU device; the [test] extra installs the
+# intel-sycl-rt / intel-opencl-rt wheels on x86-64 Linux, so require that test to run there, not skip.
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
+  export BNB_CORE_REQUIRE_SYCL=1
+fi
 # the tests import the INSTALLED bnb_core (with its built native module), not ./bnb_core
 "$VENV/bin/pytest" -p no:cacheprovider -q -rf "$@" tests
