@@ -106,8 +106,11 @@ def _build_harness(prefix: Path) -> Path:
     if out.exists() and stamp.exists() and stamp.read_text() == h.hexdigest():
         return out
     BUILD.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+    cmd[-1] = str(tmp)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"building the SYCL harness failed:\n{' '.join(cmd)}\n{proc.stderr[-8000:]}"
+    os.replace(tmp, out)
     stamp.write_text(h.hexdigest())
     return out
 
@@ -296,15 +299,15 @@ def test_empty_and_degenerate_inputs(kernels):
 @pytest.mark.bigmem
 def test_64bit_offsets(kernels):
     """quantize_4bit of 2**31 + 130 bf16 values: the blocks past element 2**31 match the reference (64-bit
-    offsets in the grid loops). The input is zero pages except its checked tail (~1.2 GiB written)."""
+    offsets in the grid loops). Only the input's checked tail is written (~1 GiB of output)."""
     try:
         avail = int([ln for ln in open("/proc/meminfo") if ln.startswith("MemAvailable")][0].split()[1]) * 1024
     except Exception:
         avail = 0
     if avail < 10 * 2**30:
         pytest.skip("needs ~6 GiB (MemAvailable < 10 GiB)")
-    n, bs = 2**31 + 130, 64
-    x = torch.zeros(n, dtype=torch.bfloat16)
+    n, bs = 2**31 + 130, 4096
+    x = torch.empty(n, dtype=torch.bfloat16)  # fresh pages: read as the shared zero page, never written
     s0 = (n - 5000) // bs * bs
     x[s0:] = torch.randn(n - s0, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
     packed, absmax = kernels["quantize_4bit"][0](x, bs, "nf4", torch.uint8)
@@ -313,7 +316,6 @@ def test_64bit_offsets(kernels):
     ref_packed, ref_absmax = reference.quantize_4bit(x[s0:].clone(), bs, "nf4", torch.uint8)
     assert torch.equal(packed.view(-1)[s0 // 2:], ref_packed.view(-1))
     assert torch.equal(absmax[s0 // bs:], ref_absmax)
-    assert torch.equal(absmax[:4], torch.zeros(4)) and int(packed[0]) == 0x77
 
 
 def test_bad_input_returns_a_status(harness):
