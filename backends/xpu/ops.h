@@ -10,6 +10,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "kernels_mm4.h"
 #include "kernels_optim.h"
 #include "kernels_quant.h"
