@@ -216,6 +216,59 @@ def test_grid_stride_loops(harness, kernels):
         harness.set_max_groups(old)
 
 
+@pytest.mark.parametrize("dtype", conformance.FLOATS, ids=lambda d: str(d)[6:])
+def test_every_blocksize_and_dtype(kernels, dtype):
+    """Every 4-bit blocksize x NF4/FP4 (quantize, dequantize, gemm) and 8-bit blocksizes 16 .. 2**16 for each
+    dtype, on odd sizes (partial last blocks, blocks crossing weight rows), against the reference."""
+    from bnb_core import reference
+
+    same = conformance._exact  # bit-exact, NaN == NaN (fp16 "scaled" inputs overflow to Inf: NaN blocks)
+    g = torch.Generator().manual_seed(11)
+    x = conformance._randn(g, (7, 1531), dtype, "scaled")
+    for bs in formats.BLOCKSIZES_4BIT:
+        for qt in formats.QUANT_TYPES_4BIT:
+            packed, absmax = kernels["quantize_4bit"][0](x, bs, qt, torch.uint8)
+            rp, ra = reference.quantize_4bit(x, bs, qt, torch.uint8)
+            same(packed, rp, f"packed bs={bs} {qt}")
+            same(absmax, ra, f"absmax bs={bs} {qt}")
+            out = kernels["dequantize_4bit"][0](rp, ra, bs, qt, list(x.shape), dtype)
+            same(out, reference.dequantize_4bit(rp, ra, bs, qt, list(x.shape), dtype), f"dequantized bs={bs} {qt}")
+            N, K = 9, 77
+            packed_w, absmax_w, _, W32 = conformance._weight_4bit(g, N, K, qt, bs)
+            A = torch.randn(3, K, generator=g).to(dtype)
+            y = kernels["gemm_4bit"][0](A, packed_w, [N, K], absmax_w, bs, qt)
+            exact, bound = conformance._matmul_bound(A, W32, dtype)
+            conformance._within(y, exact, bound, f"gemm_4bit bs={bs} {qt}")
+    code = formats.table("dynamic")
+    xs = conformance._randn(g, (70_001,), dtype, "scaled")
+    for bs in [2**k for k in range(4, 17)]:
+        q, absmax = kernels["quantize_blockwise"][0](xs, code, bs)
+        rq, ra = reference.quantize_blockwise(xs, code, bs)
+        same(q, rq, f"8-bit codes bs={bs}")
+        same(absmax, ra, f"8-bit absmax bs={bs}")
+        out = kernels["dequantize_blockwise"][0](rq, ra, code, bs, dtype)
+        same(out, reference.dequantize_blockwise(rq, ra, code, bs, dtype), f"8-bit dequantized bs={bs}")
+
+
+def test_denormal_blocks(kernels):
+    """Blocks whose absmax is an fp32 denormal take the 2**64 rescale (docs/formats.md policy): the device must
+    keep fp32 denormals (no flush to zero) for the codes to match."""
+    from bnb_core import reference
+
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(4, 256, generator=g) * torch.tensor([1e-39, 1e-41, 1e-44, 1.0])[:, None]
+    for bs, qt in ((64, "nf4"), (256, "fp4")):
+        packed, absmax = kernels["quantize_4bit"][0](x, bs, qt, torch.uint8)
+        rp, ra = reference.quantize_4bit(x, bs, qt, torch.uint8)
+        conformance._exact(packed, rp, f"packed {qt}")
+        conformance._exact(absmax, ra, f"absmax {qt}")
+        assert int((reference.unpack_4bit(rp, 256) != formats.ZERO_CODE[qt]).sum()) > 100  # not all zero codes
+    q, absmax = kernels["quantize_blockwise"][0](x, formats.table("dynamic"), 64)
+    rq, ra = reference.quantize_blockwise(x, formats.table("dynamic"), 64)
+    conformance._exact(q, rq, "8-bit codes")
+    conformance._exact(absmax, ra, "8-bit absmax")
+
+
 def test_unsorted_code_counts_every_boundary(kernels):
     """quantize_blockwise with a code whose midpoints are not ascending (outside the op's contract, which asks
     for an ascending code): every boundary below y is counted, as the CPU backend does."""
