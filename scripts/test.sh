@@ -27,5 +27,10 @@ EXAMPLE_DIR="$ROOT/build/example-backend"
 rm -rf "$EXAMPLE_DIR"
 "$PY" -m pip install -q --no-deps --target "$EXAMPLE_DIR" "$ROOT/examples/bnb_core_example_backend"
 export BNB_CORE_EXAMPLE_BACKEND_PATH="$EXAMPLE_DIR" BNB_CORE_REQUIRE_EXAMPLE_BACKEND=1
+# tests/test_xpu_sycl.py runs the XPU (SYCL) kernels on Intel's OpenCL CPU device; the [test] extra installs the
+# intel-sycl-rt / intel-opencl-rt wheels on x86-64 Linux, so require that test to run there, not skip.
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
+  export BNB_CORE_REQUIRE_SYCL=1
+fi
 # the tests import the INSTALLED bnb_core (with its built native module), not ./bnb_core
 "$VENV/bin/pytest" -p no:cacheprovider -q -rf "$@" tests

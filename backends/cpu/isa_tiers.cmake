@@ -13,8 +13,11 @@
 
 # Exact fp32 arithmetic: no FMA contraction, no fast-math.
 set(BNB_CPU_FP_FLAGS)
-if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang|IntelLLVM")
   set(BNB_CPU_FP_FLAGS -ffp-contract=off -fno-fast-math)
+endif()
+if(CMAKE_CXX_COMPILER_ID STREQUAL "IntelLLVM")  # icpx (BNB_XPU builds) defaults to -fp-model=fast
+  list(PREPEND BNB_CPU_FP_FLAGS -fp-model=precise)
 endif()
 
 set(BNB_CPU_ISAS scalar)
