@@ -67,7 +67,9 @@ __global__ void device_probe(float* f, double* d, int* i, unsigned* u, long long
   const float hf = __half2float(h) + __half2float(__float2half_rn(f[t])) + __half2float(__float2half(f[t]));
   const __half2 h2 = __floats2half2_rn(hf, 1.0f);
   const float2 hf2 = __half22float2(h2);
-  const unsigned short hbits = __half_as_ushort(__float2half_rn(hf2.x + __low2float(h2) + __high2float(h2)));
+  const __half hm = __hmax(__hmin(h, __float2half_rn(hf)), __hmax_nan(__hmin_nan(h, h), __habs(h)));
+  const __half2 hm2 = __hmax2(__hmin2(h2, h2), __halves2half2(hm, __hneg(hm)));
+  const unsigned short hbits = __half_as_ushort(__float2half_rn(hf2.x + __low2float(hm2) + __high2float(h2)));
   const __nv_bfloat16 bb = __float2bfloat16(f[t]);
   const __nv_bfloat162 b2 = __floats2bfloat162_rn(__bfloat162float(b), __bfloat162float(bb));
   const float2 bf2 = __bfloat1622float2(b2);
@@ -93,7 +95,8 @@ __global__ void device_probe(float* f, double* d, int* i, unsigned* u, long long
                         (unsigned)__dp4a(i[t], i[t] >> 1, 7) + __dp4a(u[t], u[t] >> 1, 7u);
 
   // cache-hinted loads/stores, __ldg, atomics
-  const float ldv = __ldg(f + t) + __ldca(f + t) + __ldcg(f + t) + __ldcs(f + t) + __ldlu(f + t) + __ldcv(f + t);
+  const float ldv = __bfloat162float(__ldg(reinterpret_cast<const __nv_bfloat16*>(b16) + t)) +
+                    __half2float(__ldg(reinterpret_cast<const __half*>(h16) + t)) + __ldg(f + t) + __ldca(f + t) + __ldcg(f + t) + __ldcs(f + t) + __ldlu(f + t) + __ldcv(f + t);
   __stcs(f + t, ldv);
   __stcg(f + t, ldv + 1.0f);
   __stwb(f + t, ldv + 2.0f);
@@ -103,6 +106,15 @@ __global__ void device_probe(float* f, double* d, int* i, unsigned* u, long long
   atomicAdd(u, (unsigned)(bor + band + bcount) + hbits + bbits);
   atomicCAS(ull, 0ull, (unsigned long long)t);
   f[t] = x + (float)warpSize;
+}
+
+// Dynamic shared memory with an alignment, launched with a byte count.
+__global__ void dynamic_smem_probe(float4* out) {
+  extern __shared__ __align__(16) unsigned char dyn_smem[];
+  float4* s = reinterpret_cast<float4*>(dyn_smem);
+  s[threadIdx.x] = make_float4(1.0f, 2.0f, 3.0f, (float)threadIdx.x);
+  __syncthreads();
+  out[threadIdx.x] = s[blockDim.x - 1 - threadIdx.x];
 }
 
 // Host names the compat header maps (compiled, never called).
@@ -213,6 +225,7 @@ int host_probe(int device, cudaStream_t stream, void* managed) {
   e = bnb_cuda::device_warp_size(device, &ws);
   device_probe<<<bnb_cuda::grid_for(1024, 256), 256, 0, stream>>>(nullptr, nullptr, nullptr, nullptr, nullptr,
                                                                   nullptr, nullptr, nullptr, 0);
+  dynamic_smem_probe<<<1, 128, 128 * sizeof(float4), stream>>>(nullptr);
   e = cudaGetLastError();
   return (int)e + (int)codes[0] + (s != nullptr) + (int)capturing + invalid + blocks + ws + (int)fa.numRegs +
          (int)prop.multiProcessorCount + (int)other[0] + (int)(free_b + total_b) + cur + count + rt + drv + pa.device;

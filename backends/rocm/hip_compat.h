@@ -415,7 +415,47 @@ __device__ __forceinline__ float fsqrt_rn(float x) { return __builtin_sqrtf(x); 
 // 1/sqrt(x) with two roundings (CUDA's is correctly rounded: may differ by one ulp).
 __device__ __forceinline__ float frsqrt_rn(float x) { return 1.0f / __builtin_sqrtf(x); }
 
+// ---------------------------------------------------------------------------------- half max/min (sm_80 names
+// ROCm 5.2 lacks). CUDA: a NaN operand yields the other one (both NaN: canonical NaN), +0 > -0; *_nan
+// variants propagate NaN.
+__device__ __forceinline__ __half half_nan() { return __ushort_as_half((unsigned short)0x7FFFu); }
+__device__ __forceinline__ __half hmax(__half a, __half b) {
+  const float x = __half2float(a), y = __half2float(b);
+  if (x != x) return y != y ? half_nan() : b;
+  if (y != y) return a;
+  if (x == y) return __builtin_signbit(x) ? b : a;
+  return x > y ? a : b;
+}
+__device__ __forceinline__ __half hmin(__half a, __half b) {
+  const float x = __half2float(a), y = __half2float(b);
+  if (x != x) return y != y ? half_nan() : b;
+  if (y != y) return a;
+  if (x == y) return __builtin_signbit(x) ? a : b;
+  return x < y ? a : b;
+}
+__device__ __forceinline__ __half hmax_nan(__half a, __half b) {
+  const float x = __half2float(a), y = __half2float(b);
+  return (x != x || y != y) ? half_nan() : hmax(a, b);
+}
+__device__ __forceinline__ __half hmin_nan(__half a, __half b) {
+  const float x = __half2float(a), y = __half2float(b);
+  return (x != x || y != y) ? half_nan() : hmin(a, b);
+}
+__device__ __forceinline__ __half2 hmax2(__half2 a, __half2 b) {
+  return __halves2half2(hmax(__low2half(a), __low2half(b)), hmax(__high2half(a), __high2half(b)));
+}
+__device__ __forceinline__ __half2 hmin2(__half2 a, __half2 b) {
+  return __halves2half2(hmin(__low2half(a), __low2half(b)), hmin(__high2half(a), __high2half(b)));
+}
+
 }  // namespace bnb_hip
+
+#define __hmax bnb_hip::hmax
+#define __hmin bnb_hip::hmin
+#define __hmax_nan bnb_hip::hmax_nan
+#define __hmin_nan bnb_hip::hmin_nan
+#define __hmax2 bnb_hip::hmax2
+#define __hmin2 bnb_hip::hmin2
 
 // ---- warp intrinsics, logical 32-lane warp (object-like macros: default arguments keep working)
 #define __shfl_sync bnb_hip::shfl_sync
@@ -433,12 +473,13 @@ __device__ __forceinline__ float frsqrt_rn(float x) { return 1.0f / __builtin_sq
 #define __reduce_and_sync bnb_hip::reduce_and_sync
 #define __reduce_or_sync bnb_hip::reduce_or_sync
 #define __reduce_xor_sync bnb_hip::reduce_xor_sync
-// __syncthreads, __syncthreads_or/and/count, __threadfence(_block/_system), atomics, __ldg, __popc(ll),
+// __syncthreads, __syncthreads_or/and/count, __threadfence(_block/_system), atomics, __popc(ll),
 // __clz(ll), __ffs(ll), __brev, __byte_perm, __funnelshift_*, __umulhi, the int/float bit casts and
 // conversions (__float_as_int, __int_as_float, __float2int_rn, ...), __fdividef, __expf, __fmaf_rn, ...
 // are HIP's own, with the CUDA names.
 
 #define __dp4a bnb_hip::dp4a
+#define __ldg bnb_hip::ld_hint  // HIP's __ldg is a plain load too, but only for some types (not bf16)
 #define __ldca bnb_hip::ld_hint
 #define __ldcg bnb_hip::ld_hint
 #define __ldcs bnb_hip::ld_hint
