@@ -403,17 +403,22 @@ __device__ __forceinline__ T ld_hint(const T* p) {
   return *p;
 }
 template <class T>
-__device__ __forceinline__ void st_hint(T* p, T v) {
+struct same_type {
+  using type = T;
+};
+template <class T>
+__device__ __forceinline__ void st_hint(T* p, typename same_type<T>::type v) {  // v converts, as in CUDA
   *p = v;
 }
 
 // ---------------------------------------------------------------------------------- exact fp32 helpers
 // HIP 5.2's __frcp_rn / __fsqrt_rn / __frsqrt_rn are the hardware approximations; CUDA's are correctly
 // rounded (the build keeps division and sqrt correctly rounded: -fhip-fp32-correctly-rounded-divide-sqrt).
+// (HIP's sqrtf is ocml's, correctly rounded under that flag; clang 15's __builtin_sqrtf is not on AMDGPU.)
 __device__ __forceinline__ float frcp_rn(float x) { return 1.0f / x; }
-__device__ __forceinline__ float fsqrt_rn(float x) { return __builtin_sqrtf(x); }
+__device__ __forceinline__ float fsqrt_rn(float x) { return ::sqrtf(x); }
 // 1/sqrt(x) with two roundings (CUDA's is correctly rounded: may differ by one ulp).
-__device__ __forceinline__ float frsqrt_rn(float x) { return 1.0f / __builtin_sqrtf(x); }
+__device__ __forceinline__ float frsqrt_rn(float x) { return 1.0f / ::sqrtf(x); }
 
 // ---------------------------------------------------------------------------------- half max/min (sm_80 names
 // ROCm 5.2 lacks). CUDA: a NaN operand yields the other one (both NaN: canonical NaN), +0 > -0; *_nan
