@@ -31,6 +31,16 @@ export BNB_CORE_EXAMPLE_BACKEND_PATH="$EXAMPLE_DIR" BNB_CORE_REQUIRE_EXAMPLE_BAC
 # intel-sycl-rt / intel-opencl-rt wheels on x86-64 Linux, so require that test to run there, not skip.
 if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
   export BNB_CORE_REQUIRE_SYCL=1
+# The HIP build of the CUDA sources is a compile check (tests/test_hip_build.py builds it for gfx90a and gfx1030
+# in build/hip-ci): install Debian's hipcc when missing and we can, and then require that test to run, not skip.
+if ! command -v hipcc >/dev/null && [ ! -x "${ROCM_PATH:-/opt/rocm}/bin/hipcc" ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hipcc; } \
+      >/dev/null 2>&1 || echo "test.sh: could not install hipcc" >&2
+  fi
+fi
+if command -v hipcc >/dev/null || [ -x "${ROCM_PATH:-/opt/rocm}/bin/hipcc" ]; then
+  export BNB_CORE_REQUIRE_HIP=1
 fi
 # the tests import the INSTALLED bnb_core (with its built native module), not ./bnb_core
 "$VENV/bin/pytest" -p no:cacheprovider -q -rf "$@" tests

@@ -31,7 +31,7 @@ class DeviceGuard {
   }
   ~DeviceGuard() {
     int cur = -1;
-    if (prev_ >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != prev_) cudaSetDevice(prev_);
+    if (prev_ >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != prev_) (void)cudaSetDevice(prev_);
   }
   cudaError_t error() const { return err_; }
   DeviceGuard(const DeviceGuard&) = delete;
@@ -45,6 +45,13 @@ class DeviceGuard {
 // Status of the launch just made (configuration errors are reported here, execution errors later by
 // torch's own synchronization, as for any CUDA op).
 inline int launch_status() { return record_cuda_error(cudaGetLastError()); }
+
+// Hardware warp size of `device` for launches whose configuration depends on it: 32 on NVIDIA; on AMD 64
+// (CDNA/GCN) or 32 (RDNA). Asked of the device at each call, never cached (one process may see both kinds).
+// Kernels themselves are written against a logical 32-lane warp (backends/rocm/hip_compat.h).
+inline cudaError_t device_warp_size(int device, int* size) {
+  return cudaDeviceGetAttribute(size, cudaDevAttrWarpSize, device);
+}
 
 // 64-bit grid-stride helpers.
 __device__ __forceinline__ int64_t global_thread_id() {

@@ -82,7 +82,7 @@ __device__ __forceinline__ float warp_block_absmax(const typename DT<D>::T* x, i
     }
   }
 #pragma unroll
-  for (int o = kWarp / 2; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+  for (int o = kWarp / 2; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o, kWarp));
   nan = __any_sync(0xFFFFFFFFu, nan);
   return nan ? bnb::canonical_nan() : m;
 }

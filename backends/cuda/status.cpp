@@ -42,6 +42,12 @@ std::string error_message(int status) {
     m += cudaGetErrorString(g_last);
     m += ")";
   }
+#if defined(BNB_PLATFORM_HIP)
+  // the HIP build of these sources (backends/rocm): name its module and runtime
+  if (m.compare(0, 14, "bnb_core._cuda") == 0) m.replace(0, 14, "bnb_core._hip");
+  const size_t at = m.find("CUDA error");
+  if (at != std::string::npos) m.replace(at, 4, "HIP");
+#endif
   return m;
 }
 

@@ -1,0 +1,12 @@
+# Source lists of the CUDA backend, included by backends/cuda/CMakeLists.txt (nvcc) and by
+# backends/rocm/CMakeLists.txt (the same files built as HIP by hipcc). Paths are relative to backends/cuda.
+
+# Kernel sources (torch-free). One line per kernel family.
+set(BNB_CUDA_KERNEL_SOURCES
+  kernels_quant.cu     # blockwise 8-bit and 4-bit (de)quantization
+)
+# Host sources (bindings). One line per kernel family.
+set(BNB_CUDA_HOST_SOURCES
+  module.cpp status.cpp
+  bind_quant.cpp
+)
