@@ -194,3 +194,123 @@ def test_int8_mm_env_var_is_read_at_import():
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "auto" and "BNB_CUDA_INT8_MM" in out.stderr
+
+
+# ------------------------------------------------------------------------------------------------------
+# The Python glue on CPU tensors with a stand-in native module: the pointer plumbing (outlier count at
+# cols[K], workspace sizes, split-K workspace, torch._int_mm selection, the mixed outlier part) is checked
+# without a GPU. The stand-in writes through the pointers it gets, as the kernels would.
+
+import ctypes  # noqa: E402
+
+
+class _FakeMod:
+    PLATFORM = "cuda"
+
+    def __init__(self, splits=1):
+        self.calls = []
+        self.splits = splits
+
+    @staticmethod
+    def int8_outlier_workspace_bytes(K):
+        return (K + 15) // 16 * 16 + 16
+
+    def int8_vectorwise_quant(self, d, stream, dtype, A, M, K, thr, out, stats, ws, cols, ncols):
+        self.calls.append(("quant", dict(K=K, ws=ws, cols=cols, ncols=ncols, thr=thr)))
+        if thr > 0:
+            found = (ctypes.c_int64 * 2)(3, K - 1)
+            ctypes.memmove(cols, found, 16)
+            ctypes.memmove(ncols, ctypes.byref(ctypes.c_int64(2)), 8)
+        return 0
+
+    def int8_gemm_splits(self, d, M, N, K):
+        return self.splits
+
+    def int8_scaled_mm(self, d, stream, A, B, M, N, K, row, col, bdt, bias, odt, out, ws):
+        self.calls.append(("scaled_mm", dict(M=M, N=N, K=K, ws=ws, bias_dtype=bdt, out_dtype=odt)))
+        ctypes.memset(out, 0, M * N * (4 if odt == 0 else 2))
+        return 0
+
+    def int8_linear_matmul(self, d, stream, A, B, M, N, K, C):
+        self.calls.append(("linear_matmul", dict(M=M, N=N, K=K)))
+        return 0
+
+    def int8_outlier_operands(self, d, stream, adt, A, CB, SCB, M, N, K, cols, n, sub_a, sub_b):
+        self.calls.append(("outlier_operands", dict(M=M, N=N, K=K, n=n)))
+        a = (ctypes.c_float * (M * n))(*[1.0 + i for i in range(M * n)])
+        b = (ctypes.c_float * (N * n))(*[0.5 * (i % 3) for i in range(N * n)])
+        ctypes.memmove(sub_a, a, 4 * M * n)
+        ctypes.memmove(sub_b, b, 4 * N * n)
+        return 0
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    f = _FakeMod()
+    monkeypatch.setattr(cuda_backend, "_mod", f)
+    monkeypatch.setattr(cuda_backend, "_raw_stream", lambda d: 0)
+    monkeypatch.setattr(cuda_backend, "_dev", lambda t: 0)
+    monkeypatch.setattr(cuda_backend, "_splits_cache", {})
+    return f
+
+
+def test_glue_quant_reads_the_outlier_count(fake):
+    A = torch.randn(5, 40)
+    out, stats, cols = cuda_backend.int8_vectorwise_quant(A, 6.0)
+    assert cols.tolist() == [3, 39] and cols.dtype == torch.int64
+    _, kw = fake.calls[-1]
+    assert kw["ncols"] == kw["cols"] + 8 * 40 and kw["ws"] != 0
+    out, stats, cols = cuda_backend.int8_vectorwise_quant(A, 0.0)
+    assert cols is None and fake.calls[-1][1]["ws"] == 0 and fake.calls[-1][1]["ncols"] == 0
+    assert out.shape == A.shape and out.dtype == torch.int8 and stats.shape == (5,)
+
+
+@pytest.mark.parametrize("splits", [1, 3])
+def test_glue_scaled_mm_workspace_only_when_split(fake, splits):
+    fake.splits = splits
+    CA = torch.zeros(2, 3, 32, dtype=torch.int8)
+    CB = torch.zeros(24, 32, dtype=torch.int8)
+    out = cuda_backend.int8_scaled_mm(CA, CB, torch.ones(6), torch.ones(24), None, torch.bfloat16)
+    assert out.shape == (2, 3, 24) and out.dtype == torch.bfloat16
+    kw = fake.calls[-1][1]
+    assert (kw["ws"] != 0) == (splits > 1)
+    assert kw["bias_dtype"] == -1 and kw["out_dtype"] == 2 and (kw["M"], kw["N"], kw["K"]) == (6, 24, 32)
+
+
+def test_glue_int8_mm_selection(fake, monkeypatch):
+    seen = []
+
+    def int_mm(a, b, out=None):
+        seen.append((tuple(a.shape), tuple(b.shape), b.stride()))
+        return out if out is not None else torch.zeros(a.shape[0], b.shape[1], dtype=torch.int32)
+
+    monkeypatch.setattr(torch, "_int_mm", int_mm)
+    prev = cuda_backend.set_int8_mm("torch")
+    try:
+        B = torch.zeros(16, 32, dtype=torch.int8)
+        cuda_backend.int8_linear_matmul(torch.zeros(32, 32, dtype=torch.int8), B)
+        assert seen[-1] == ((32, 32), (32, 16), (1, 32))  # B.t(): a column-major view, no copy
+        cuda_backend.int8_linear_matmul(torch.zeros(8, 32, dtype=torch.int8), B)  # M <= 16: own kernel
+        assert fake.calls[-1][0] == "linear_matmul" and len(seen) == 1
+        cuda_backend.set_int8_mm("own")
+        cuda_backend.int8_linear_matmul(torch.zeros(32, 32, dtype=torch.int8), B)
+        assert len(seen) == 1
+    finally:
+        cuda_backend.set_int8_mm(prev)
+
+
+def test_glue_mixed_adds_the_outlier_product(fake):
+    M, N, K = 3, 5, 16
+    A = torch.randn(M, K)
+    CA = torch.zeros(M, K, dtype=torch.int8)
+    CB = torch.zeros(N, K, dtype=torch.int8)
+    cols = torch.tensor([2, 9], dtype=torch.int32)
+    out, sub_a = cuda_backend.int8_mixed_scaled_mm(A, CA, CB, torch.ones(M), torch.ones(N), cols, None)
+    sa = torch.arange(1.0, 1.0 + M * 2).reshape(M, 2)
+    sb = torch.tensor([0.5 * (i % 3) for i in range(N * 2)]).reshape(N, 2)
+    assert torch.equal(sub_a, sa)
+    assert torch.allclose(out, sa @ sb.T)  # the fused int8 part (zeros here) + the outlier product
+    assert [c[0] for c in fake.calls[-2:]] == ["scaled_mm", "outlier_operands"]
+    out, sub_a = cuda_backend.int8_mixed_scaled_mm(A, CA, CB, torch.ones(M), torch.ones(N),
+                                                   torch.empty(0, dtype=torch.int64), None)
+    assert sub_a.shape == (M, 0) and fake.calls[-1][0] == "scaled_mm"

@@ -187,6 +187,7 @@ __global__ void __launch_bounds__(kQuantThreads) row_quant_kernel(const typename
     const int64_t base = row * K;
     unsigned mb = 0u;  // bits of the absmax (non-negative floats order as unsigned ints; NaN is the largest)
     if (active) {
+#pragma unroll 4  // several independent loads in flight (K = 8192 at a CTA per row: 4 steps)
       for (int64_t j = (int64_t)li * 8; j < K; j += (int64_t)G * 8) {
         float v[8];
         const int count = (int)min((int64_t)8, K - j);
@@ -214,6 +215,7 @@ __global__ void __launch_bounds__(kQuantThreads) row_quant_kernel(const typename
     const float absmax = __uint_as_float(mb);
     if (li == 0) stats[row] = absmax;
     const float s = row_scale(absmax);
+#pragma unroll 4
     for (int64_t j = (int64_t)li * 8; j < K; j += (int64_t)G * 8) {
       float v[8];
       const int count = (int)min((int64_t)8, K - j);
@@ -773,16 +775,17 @@ void tile_of(Path p, int* bm, int* bn) {
   }
 }
 
-// Split K over gridDim.y when the output tiles fill less than one wave of the SMs (only on the tensor-core
-// path; each split keeps at least 4 K tiles of 128).
+// Split K over gridDim.y when the output tiles fill at most half of the SMs (only on the tensor-core path;
+// aiming at two CTAs per SM, each split keeping at least 4 K tiles of 128). A split costs a memset and, for
+// the fused epilogue, a separate dequantization kernel: not worth it for a nearly full wave.
 int splits_for(Path p, int sms, int64_t M, int64_t N, int64_t K) {
   if (p == Path::kSimt || sms <= 0) return 1;
   int bm, bn;
   tile_of(p, &bm, &bn);
   const int64_t tiles = cdiv(M, bm) * cdiv(N, bn);
   const int64_t ktiles = cdiv(K, kBK);
-  if (tiles >= sms) return 1;
-  int64_t s = cdiv(sms, tiles);
+  if (2 * tiles > sms) return 1;
+  int64_t s = cdiv(2 * (int64_t)sms, tiles);
   s = std::min<int64_t>(s, ktiles / 4);
   s = std::min<int64_t>(s, 16);
   return s < 2 ? 1 : (int)s;
