@@ -573,7 +573,7 @@ __device__ __forceinline__ void mma_16832(int c[4], const uint32_t a[4], const u
 }
 
 template <class Cfg, int EPI, int D>
-__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) gemm_tc_kernel(GemmArgs g) {
+__device__ __forceinline__ void gemm_tc_body(const GemmArgs& g) {
 #if BNB_I8_PTX && __CUDA_ARCH__ >= 750
   constexpr int BM = Cfg::BM, BN = Cfg::BN, WN = Cfg::WN, kMT = Cfg::kMT, kNT = Cfg::kNT;
   extern __shared__ __align__(128) uint8_t smem[];
@@ -711,6 +711,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) gemm_tc_kernel
       epi_pair<EPI, D>(g, row, col, acc[mt][nt][0], acc[mt][nt][1]);
       epi_pair<EPI, D>(g, row + 8, col, acc[mt][nt][2], acc[mt][nt][3]);
     }
+  }
+#endif
+}
+
+template <class Cfg, int EPI, int D>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks) gemm_tc_kernel(GemmArgs g) {
+#if BNB_I8_PTX && __CUDA_ARCH__ >= 750
+  // configurations needing more than sm_75's 64 KiB of shared memory are never launched there (choose_path):
+  // no code for them on sm_75
+  if constexpr (Cfg::kSmem <= 64 * 1024 || __CUDA_ARCH__ >= 800) {
+    gemm_tc_body<Cfg, EPI, D>(g);
+  } else {  // keeps the body-only constants referenced (nvcc warns about unused members otherwise)
+    (void)Cfg::kKSteps, (void)Cfg::kLoadIters;
   }
 #endif
 }
