@@ -267,14 +267,33 @@ def _gemm_4bit_cases():
     return cases
 
 
-def _int8_act(g, shape, dtype, outliers):
+def _int8_act(g, shape, dtype, outliers, special=None):
     A = torch.randn(shape, generator=g) * 2
     if outliers:
         cols = torch.randint(0, shape[-1], (3,), generator=g)
         A[..., cols] *= 8  # several columns with |a| >= 6
     if len(shape) >= 2 and shape[0] > 2:
         A.reshape(-1, shape[-1])[1] = 0.0  # an all-zero row
+    if special == "small":  # threshold > 0 but no outlier at all
+        A = A.clamp(-5.5, 5.5)
+    elif special == "nonfinite":  # a NaN row, an Inf row (an outlier column when threshold > 0), a -Inf
+        A2 = A.reshape(-1, shape[-1])
+        A2[0, -1] = float("nan")
+        if A2.shape[0] > 2:
+            A2[2, 0] = float("inf")
+            A2[-1, shape[-1] // 2] = -float("inf")
     return A.to(dtype)
+
+
+# (M, N, K) at the device kernels' tile and path boundaries (see _int8_cases)
+_INT8_TILE_SHAPES = ((1, 8, 16), (17, 24, 48), (130, 72, 96), (33, 136, 160), (129, 41, 272), (2048, 40, 160),
+                     (8, 264, 1040))
+
+
+def _int8_bias(g, N, dtype, kind):
+    """kind: "same" (a bias of the output dtype), "fp32", or "none"."""
+    b = torch.randn(N, generator=g)
+    return None if kind == "none" else (b if kind == "fp32" else b.to(dtype))
 
 
 def _int8_cases():
@@ -297,9 +316,29 @@ def _int8_cases():
 
                 cases.append(Case("int8_vectorwise_dequant", cid, make_dq, _cmp_outputs(["out"])))
 
-    # K not a multiple of 4/16/64 (vector tails), M = 1 with K >= 4096, a K of 1, and more than one K chunk
+    # device kernels' edges: a warp per row vs a CTA per row (K > 2048), vector tails (K % 8), many rows,
+    # threshold > 0 without outliers, NaN / Inf rows
+    for shape, specials in [((2048, 40), (None,)), ((7, 2049), (None,)), ((17, 2056), (None, "small")),
+                            ((9, 100), ("small", "nonfinite")), ((6, 3000), ("nonfinite",))]:
+        for dtype in FLOATS:
+            for threshold in (0.0, 6.0):
+                for special in specials:
+                    cid = f"{'x'.join(map(str, shape))}-{str(dtype)[6:]}-t{threshold:g}" + (
+                        f"-{special}" if special else "")
+
+                    def make_s(g, shape=shape, dtype=dtype, threshold=threshold, special=special):
+                        return (_int8_act(g, shape, dtype, threshold > 0 and special is None, special), threshold), {}
+
+                    cases.append(Case("int8_vectorwise_quant", cid, make_s,
+                                      _cmp_outputs(["CA", "SCA", "outlier_cols"])))
+                    cases.append(Case("int8_double_quant", cid, make_s,
+                                      _cmp_outputs(["out_row", "out_col", "row_stats", "col_stats", "outlier_cols"])))
+
+    # K not a multiple of 4/16/64 (vector tails), M = 1 with K >= 4096, a K of 1, and more than one K chunk;
+    # then device tile edges: M around 16 / 128 (kernel and torch._int_mm thresholds), K % 16 == 0 (tensor-core
+    # path) with partial 128-byte K tiles, N not a multiple of the tile, many rows, and no bias
     for (M, N, K) in [(1, 16, 64), (5, 33, 130), (16, 64, 2100), (64, 256, 512), (1, 40, 4100), (3, 7, 1),
-                      (2, 9, 8195)]:
+                      (2, 9, 8195), *_INT8_TILE_SHAPES]:
         cid = f"{M}x{N}x{K}"
 
         def make_mm(g, M=M, N=N, K=K):
@@ -315,35 +354,44 @@ def _int8_cases():
 
         cases.append(Case("int8_linear_matmul.out", cid, make_mmo, _cmp_outputs([]), mutates=(2,)))
 
+        # the first shapes keep a bias of the output dtype; the later ones alternate no bias / an fp32 bias
         for dtype in FLOATS:
             did = f"{cid}-{str(dtype)[6:]}"
+            bias_kind = "same"
+            if (M, N, K) in _INT8_TILE_SHAPES:
+                bias_kind = "none" if dtype == torch.float32 or (M + N + K) % 2 == 0 else "fp32"
+            if bias_kind != "same":
+                did += f"-bias_{bias_kind}"
 
-            def make_deq(g, M=M, N=N, K=K, dtype=dtype):
+            def make_deq(g, M=M, N=N, K=K, dtype=dtype, kind=bias_kind):
                 acc = torch.randint(-(2**20), 2**20, (M, N), generator=g, dtype=torch.int32)
                 rs = torch.rand(M, generator=g) * 4
                 cs = torch.rand(N, generator=g) * 4
-                bias = torch.randn(N, generator=g).to(dtype)
+                bias = _int8_bias(g, N, dtype, kind)
                 return (acc, rs, cs, dtype, bias), {}
 
             cases.append(Case("int8_mm_dequant", did, make_deq, _close_compare()))
 
-            def make_smm(g, M=M, N=N, K=K, dtype=dtype):
+            def make_smm(g, M=M, N=N, K=K, dtype=dtype, kind=bias_kind):
                 A = _int8_act(g, (M, K), dtype, False)
                 W = torch.randn(N, K, generator=g).to(dtype)
                 CA, SCA, _ = reference.int8_vectorwise_quant(A)
                 CB, SCB, _ = reference.int8_vectorwise_quant(W)
-                return (CA, CB, SCA, SCB, torch.randn(N, generator=g).to(dtype), dtype), {}
+                return (CA, CB, SCA, SCB, _int8_bias(g, N, dtype, kind), dtype), {}
 
             cases.append(Case("int8_scaled_mm", did, make_smm, _close_compare()))
 
-            def make_mix(g, M=M, N=N, K=K, dtype=dtype):
-                A = _int8_act(g, (M, K), dtype, True)
-                W = torch.randn(N, K, generator=g).to(dtype)
-                CA, SCA, cols = reference.int8_vectorwise_quant(A, 6.0)
-                CB, SCB, _ = reference.int8_vectorwise_quant(W)
-                return (A, CA, CB, SCA, SCB, cols, torch.randn(N, generator=g).to(dtype)), {}
+            for outliers in (True, False) if bias_kind != "same" else (True,):
+                mid = did if outliers else did + "-no_outliers"
 
-            cases.append(Case("int8_mixed_scaled_mm", did, make_mix, _mixed_compare))
+                def make_mix(g, M=M, N=N, K=K, dtype=dtype, kind=bias_kind, outliers=outliers):
+                    A = _int8_act(g, (M, K), dtype, outliers, None if outliers else "small")
+                    W = torch.randn(N, K, generator=g).to(dtype)
+                    CA, SCA, cols = reference.int8_vectorwise_quant(A, 6.0)
+                    CB, SCB, _ = reference.int8_vectorwise_quant(W)
+                    return (A, CA, CB, SCA, SCB, cols, _int8_bias(g, N, dtype, kind)), {}
+
+                cases.append(Case("int8_mixed_scaled_mm", mid, make_mix, _mixed_compare))
     return cases
 
 
@@ -366,8 +414,9 @@ def _mixed_compare(args, out, ref, mut, mut_ref):
     exact_int = (CA.double() @ CB.double().T) * SCA.double()[:, None] * SCB.double()[None, :] / 127**2
     subA = A[:, cols].double()
     subB = CB[:, cols].double() * SCB.double()[:, None] / 127
-    exact = exact_int + subA @ subB.T + bias.double()
-    S = exact_int.abs() + subA.abs() @ subB.abs().T + bias.double().abs()
+    b = bias.double() if bias is not None else torch.zeros(CB.shape[0], dtype=torch.float64)
+    exact = exact_int + subA @ subB.T + b
+    S = exact_int.abs() + subA.abs() @ subB.abs().T + b.abs()
     eps = _EPS[A.dtype]
     bound = 2 * eps * S + A.shape[-1] * 2.0**-23 * S + 1e-30
     _within(r, exact, bound, "reference output")

@@ -12,6 +12,9 @@ When a GPU is lent, ``python -m bnb_core check --device cuda`` is the conformanc
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
 from typing import Optional
 
 import torch
@@ -128,6 +131,204 @@ def dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
     return out
 
 
+# ------------------------------------------------------------------------------------ LLM.int8()
+#
+# Matmul kernel choice: BNB_CUDA_INT8_MM = own | torch | auto (default auto), read at import; set_int8_mm()
+# changes it at run time (benchmarks). "own": the tensor-core kernels of bnb_core._cuda (kernels_int8.cu) for
+# every shape. "torch": torch._int_mm (cuBLASLt inside torch) where its shape rules hold (M > 16, K and N
+# multiples of 8), else the own kernels. "auto": own kernels up to M = 128 rows (memory-bound on the weight,
+# where the own streaming tiles and the fused dequantization epilogue win), torch._int_mm above when allowed.
+# The boundary is a first guess to be settled by benchmarks/bench_cuda_int8.py on hardware.
+#
+# Synchronization: int8_vectorwise_quant / int8_double_quant with threshold > 0 return a data-dependent
+# number of outlier columns; the kernels compact them on the device and the count comes back with ONE
+# device-to-host copy (.item()). Nothing else synchronizes.
+#
+# int8_mixed_scaled_mm: the int8 part runs fused (matmul + dequantization + bias, one kernel); the outlier
+# part (A's outlier columns x the dequantized weight columns, a [M, n] x [n, N] product with n small) is
+# gathered by one kernel (int8_outlier_operands) and added with torch's addmm_ in A's dtype: the reference's
+# own formula (two roundings, within the conformance bound).
+
+_INT8_MM_MODES = ("own", "torch", "auto")
+_INT8_MM = os.environ.get("BNB_CUDA_INT8_MM", "auto").strip().lower() or "auto"
+if _INT8_MM not in _INT8_MM_MODES:
+    warnings.warn(f"BNB_CUDA_INT8_MM={_INT8_MM!r} is not one of {_INT8_MM_MODES}; using 'auto'", stacklevel=1)
+    _INT8_MM = "auto"
+_INT8_TORCH_MIN_M = 128  # auto: torch._int_mm above this many rows
+_I8 = torch.int8
+_I32 = torch.int32
+_I64 = torch.int64
+
+
+def set_int8_mm(mode: str) -> str:
+    """Select the int8 matmul kernel ("own", "torch" or "auto"); returns the previous mode."""
+    global _INT8_MM
+    if mode not in _INT8_MM_MODES:
+        raise ValueError(f"mode must be one of {_INT8_MM_MODES}, got {mode!r}")
+    prev, _INT8_MM = _INT8_MM, mode
+    return prev
+
+
+def _use_torch_int_mm(M: int, N: int, K: int) -> bool:
+    if _INT8_MM == "own":
+        return False
+    ok = M > 16 and K > 0 and K % 8 == 0 and N > 0 and N % 8 == 0
+    return ok if _INT8_MM == "torch" else ok and M > _INT8_TORCH_MIN_M
+
+
+def _p0(t) -> int:
+    return t.data_ptr() if t is not None else 0
+
+
+def _rows_k(A):
+    K = A.shape[-1]
+    M = A.numel() // K if K else math.prod(A.shape[:-1])
+    return M, K
+
+
+_splits_cache: dict = {}
+
+
+def _gemm_splits(d: int, M: int, N: int, K: int) -> int:
+    key = (d, M, N, K)
+    s = _splits_cache.get(key)
+    if s is None:
+        if len(_splits_cache) > 4096:
+            _splits_cache.clear()
+        s = _splits_cache[key] = _mod.int8_gemm_splits(d, M, N, K)
+    return s
+
+
+def _quant_outputs(A, K, threshold):
+    """(workspace, cols buffer with the count at [K]) for the threshold > 0 paths, else (None, None)."""
+    if threshold <= 0.0:
+        return None, None
+    ws = torch.empty(_mod.int8_outlier_workspace_bytes(K), dtype=_U8, device=A.device)
+    cols = torch.empty(K + 1, dtype=_I64, device=A.device)
+    return ws, cols
+
+
+def _outlier_cols(cols, K):
+    """The first count entries of cols (the count lies at cols[K]): one device-to-host copy."""
+    return cols[: int(cols[K].item())]
+
+
+def int8_vectorwise_quant(A, threshold=0.0):
+    A = A.contiguous()
+    M, K = _rows_k(A)
+    d = _dev(A)
+    out = torch.empty(A.shape, dtype=_I8, device=A.device)
+    stats = torch.empty(M, dtype=_F32, device=A.device)
+    ws, cols = _quant_outputs(A, K, threshold)
+    _check(_mod.int8_vectorwise_quant(d, _raw_stream(d), _DTYPE[A.dtype], A.data_ptr(), M, K, float(threshold),
+                                      out.data_ptr(), stats.data_ptr(), _p0(ws), _p0(cols),
+                                      cols.data_ptr() + 8 * K if cols is not None else 0))
+    return out, stats, (_outlier_cols(cols, K) if cols is not None else None)
+
+
+def int8_double_quant(A, threshold=0.0):
+    A = A.contiguous()
+    M, K = _rows_k(A)
+    d = _dev(A)
+    out_row = torch.empty(A.shape, dtype=_I8, device=A.device)
+    out_col = torch.empty(A.shape, dtype=_I8, device=A.device)
+    row_stats = torch.empty(M, dtype=_F32, device=A.device)
+    col_stats = torch.empty(K, dtype=_F32, device=A.device)
+    ws, cols = _quant_outputs(A, K, threshold)
+    _check(_mod.int8_double_quant(d, _raw_stream(d), _DTYPE[A.dtype], A.data_ptr(), M, K, float(threshold),
+                                  out_row.data_ptr(), out_col.data_ptr(), row_stats.data_ptr(), col_stats.data_ptr(),
+                                  _p0(ws), _p0(cols), cols.data_ptr() + 8 * K if cols is not None else 0))
+    return out_row, out_col, row_stats, col_stats, (_outlier_cols(cols, K) if cols is not None else None)
+
+
+def int8_vectorwise_dequant(A, stats):
+    A, stats = A.contiguous(), stats.contiguous()
+    M, K = _rows_k(A)
+    d = _dev(A)
+    out = torch.empty(A.shape, dtype=_F32, device=A.device)
+    _check(_mod.int8_vectorwise_dequant(d, _raw_stream(d), A.data_ptr(), M, K, stats.data_ptr(), out.data_ptr()))
+    return out
+
+
+def int8_linear_matmul_out(A, B, out):
+    A, B = A.contiguous(), B.contiguous()
+    M, K = _rows_k(A)
+    N = B.shape[0]
+    if _use_torch_int_mm(M, N, K):
+        torch._int_mm(A.reshape(M, K), B.t(), out=out.view(M, N))
+        return
+    d = _dev(A)
+    _check(_mod.int8_linear_matmul(d, _raw_stream(d), A.data_ptr(), B.data_ptr(), M, N, K, out.data_ptr()))
+
+
+def int8_linear_matmul(A, B):
+    out = torch.empty((*A.shape[:-1], B.shape[0]), dtype=_I32, device=A.device)
+    int8_linear_matmul_out(A, B, out)
+    return out
+
+
+def _bias_args(bias):
+    if bias is None:
+        return None, -1, 0
+    bias = bias.contiguous()
+    return bias, _DTYPE[bias.dtype], bias.data_ptr()
+
+
+def int8_mm_dequant(A, row_stats, col_stats, dtype=None, bias=None):
+    A, row_stats, col_stats = A.contiguous(), row_stats.contiguous(), col_stats.contiguous()
+    dtype = dtype or torch.float16
+    M, N = _rows_k(A)
+    d = _dev(A)
+    out = torch.empty(A.shape, dtype=dtype, device=A.device)
+    bias, bdt, bptr = _bias_args(bias)
+    _check(_mod.int8_mm_dequant(d, _raw_stream(d), A.data_ptr(), M, N, row_stats.data_ptr(), col_stats.data_ptr(),
+                                bdt, bptr, _DTYPE[dtype], out.data_ptr()))
+    return out
+
+
+def int8_scaled_mm(A, B, row_stats, col_stats, bias=None, dtype=None):
+    A, B = A.contiguous(), B.contiguous()
+    row_stats, col_stats = row_stats.contiguous(), col_stats.contiguous()
+    dtype = dtype or torch.float16
+    M, K = _rows_k(A)
+    N = B.shape[0]
+    d = _dev(A)
+    if _use_torch_int_mm(M, N, K):  # cuBLASLt int32 product, then the dequantization kernel
+        acc = torch._int_mm(A.reshape(M, K), B.t())
+        return int8_mm_dequant(acc, row_stats, col_stats, dtype, bias).reshape(*A.shape[:-1], N)
+    out = torch.empty((*A.shape[:-1], N), dtype=dtype, device=A.device)
+    bias, bdt, bptr = _bias_args(bias)
+    ws = None
+    if M and N and K and _gemm_splits(d, M, N, K) > 1:
+        ws = torch.empty((M, N), dtype=_I32, device=A.device)
+    _check(_mod.int8_scaled_mm(d, _raw_stream(d), A.data_ptr(), B.data_ptr(), M, N, K, row_stats.data_ptr(),
+                               col_stats.data_ptr(), bdt, bptr, _DTYPE[dtype], out.data_ptr(), _p0(ws)))
+    return out
+
+
+def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
+    """Fused int8 matmul + dequantization + bias, plus the outlier columns (gathered by one kernel, added by
+    torch's addmm_ in A's dtype)."""
+    K = A.shape[-1]
+    A2 = A.reshape(-1, K)
+    M = A2.shape[0]
+    out = int8_scaled_mm(CA, CB, SCA, SCB, bias, A.dtype)
+    if outlier_cols is None or outlier_cols.numel() == 0:
+        return out, A2.new_empty((M, 0))
+    A2, CB, SCB = A2.contiguous(), CB.contiguous(), SCB.contiguous()
+    cols = outlier_cols.to(_I64).contiguous()
+    N, n = CB.shape[0], cols.numel()
+    d = _dev(A2)
+    sub_a = torch.empty((M, n), dtype=A.dtype, device=A.device)
+    sub_b = torch.empty((N, n), dtype=A.dtype, device=A.device)
+    _check(_mod.int8_outlier_operands(d, _raw_stream(d), _DTYPE[A.dtype], A2.data_ptr(), CB.data_ptr(),
+                                      SCB.data_ptr(), M, N, K, cols.data_ptr(), n, sub_a.data_ptr(),
+                                      sub_b.data_ptr()))
+    if M and N:
+        out.view(M, N).addmm_(sub_a, sub_b.t())
+    return out, sub_a
+
+
 # ------------------------------------------------------------------------------------ registration
 
 KERNELS = {  # op -> (kernel, supports predicate or None for "every call that passed the check")
@@ -137,6 +338,14 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "quantize_4bit": (quantize_4bit, None),
     "dequantize_4bit": (dequantize_4bit, None),
     "dequantize_4bit.out": (dequantize_4bit_out, _out_contiguous),
+    "int8_vectorwise_quant": (int8_vectorwise_quant, None),
+    "int8_vectorwise_dequant": (int8_vectorwise_dequant, None),
+    "int8_double_quant": (int8_double_quant, None),
+    "int8_linear_matmul": (int8_linear_matmul, None),
+    "int8_linear_matmul.out": (int8_linear_matmul_out, _out_contiguous),
+    "int8_mm_dequant": (int8_mm_dequant, None),
+    "int8_scaled_mm": (int8_scaled_mm, None),
+    "int8_mixed_scaled_mm": (int8_mixed_scaled_mm, None),
 }
 
 #: op -> verification level of the CUDA build (see bnb_core/backends/__init__.py): compiled in CI by nvcc,
