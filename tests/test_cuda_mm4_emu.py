@@ -7,8 +7,9 @@ moment the hardware may) emulated, and global loads/stores checked against the t
 are held to the conformance bound (bnb_core.conformance._matmul_bound), and each case asserts which kernel
 the plan took, so every path (gemv, mma for each batch tile, SIMT, split-K, K == 0) is exercised.
 
-What this does not show: the real PTX of the asm statements (their operand order follows the PTX ISA and
-cuda_fp16.hpp), timing, occupancy, bank conflicts. On a GPU, `python -m bnb_core check --device cuda` runs
+The emulator also counts the shared-memory wavefronts of the kernels' hot-loop loads under the 32-bank model
+(test_hot_loops_free_of_bank_conflicts). What this does not show: the real PTX of the asm statements (their
+operand order follows the PTX ISA and cuda_fp16.hpp), timing, occupancy. On a GPU, `python -m bnb_core check --device cuda` runs
 the same shapes through the real kernels.
 """
 
@@ -65,6 +66,8 @@ def emu():
                                  pi, pi, pi, ctypes.c_char_p, I]
     so.emu_gemm_4bit.restype = I
     so.emu_plan.argtypes = [I, I64, I64, I64, I, I, I, I64, pi, pi, pi]
+    so.emu_record_smem.argtypes = [I]
+    so.emu_smem_stats.argtypes = [ctypes.POINTER(ctypes.c_uint64)]
     return so
 
 
@@ -90,7 +93,7 @@ def _weights(g, N, K, qt, bs, nested, custom_code):
 
 
 def run_emu(emu, M, N, K, dtype=torch.float16, qt="nf4", bs=64, nested=False, bias=False, cc=9, sms=132, ws=True,
-            async_mode=0, custom_code=False, pass_code=True, misalign=False, seed=0):
+            async_mode=0, custom_code=False, pass_code=True, misalign=False, absmax_short=0, seed=0):
     g = torch.Generator().manual_seed(seed)
     packed, absmax, code, (q8, dyn, offset), W32 = _weights(g, N, K, qt, bs, nested, custom_code)
     A = torch.randn(M, K, generator=g).to(dtype)
@@ -101,10 +104,12 @@ def run_emu(emu, M, N, K, dtype=torch.float16, qt="nf4", bs=64, nested=False, bi
     kind, mb, splits = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
     err = ctypes.create_string_buffer(1024)
     status = emu.emu_gemm_4bit(DT[dtype], _ptr(A), M, K, _ptr(packed), packed.numel(), N, _ptr(absmax),
-                               absmax.numel(), bs, _ptr(code) if pass_code else 0, 0 if qt == "nf4" else 1, _ptr(q8),
+                               absmax.numel() - absmax_short, bs, _ptr(code) if pass_code else 0, 0 if qt == "nf4" else 1, _ptr(q8),
                                0 if q8 is None else q8.numel(), _ptr(dyn), _ptr(offset), _ptr(b), _ptr(out), cc, sms,
                                int(ws), async_mode, ctypes.byref(kind), ctypes.byref(mb), ctypes.byref(splits), err,
                                len(err))
+    if absmax_short:
+        return status, err.value.decode()
     assert status == 0, f"status {status}: {err.value.decode()}"
     if K == 0:
         exact, bound = torch.zeros(M, N, dtype=torch.float64), torch.zeros(M, N, dtype=torch.float64)
@@ -197,3 +202,36 @@ def test_plan_splits_only_narrow_outputs(emu):
     assert plan(16, 4096, 4096, cc=7)[0] == "simt"
     assert plan(16, 4096, 4096, aligned=0)[0] == "simt"
     assert plan(1, 4096, 4096, aligned=0)[0] == "gemv"
+
+
+@pytest.mark.parametrize("M, N, K, opts, kind", [
+    (1, 64, 4096, dict(), "gemv"),
+    (1, 40, 4096, dict(dtype=f32, nested=True), "gemv"),
+    (8, 64, 512, dict(), "mma"),
+    (16, 64, 512, dict(dtype=bf16), "mma"),
+    (32, 128, 256, dict(), "mma"),
+    (64, 128, 256, dict(), "mma"),
+    (128, 128, 256, dict(), "mma"),
+    (40, 64, 128, dict(dtype=f32), "simt"),
+])
+def test_hot_loops_free_of_bank_conflicts(emu, M, N, K, opts, kind):
+    """Every shared-memory load of the hot loops (codebook lookups, 128-bit fragment reads of the swizzled
+    weight and activation tiles) takes the minimum number of wavefronts, and all lanes of a warp load alike."""
+    emu.emu_record_smem(1)
+    try:
+        assert run_emu(emu, M, N, K, **opts)[0] == kind
+        stats = (ctypes.c_uint64 * 4)()
+        emu.emu_smem_stats(stats)
+    finally:
+        emu.emu_record_smem(0)
+    requests, wavefronts, ideal, divergent = stats
+    assert requests > 0 and divergent == 0
+    assert wavefronts == ideal, f"{wavefronts} wavefronts for {requests} loads, conflict-free: {ideal}"
+
+
+@pytest.mark.parametrize("M, N, K, dtype", [(1, 64, 256, f16), (16, 64, 256, f16), (16, 64, 256, f32)])
+def test_emulator_catches_out_of_bounds_reads(emu, M, N, K, dtype):
+    """The bounds checking is live: with the last absmax value outside the registered tensor, the kernel's read
+    of it is reported (so the passing cases above read nothing outside their tensors)."""
+    status, msg = run_emu(emu, M, N, K, dtype=dtype, absmax_short=1)
+    assert status == -1 and "out-of-bounds" in msg, (status, msg)

@@ -100,6 +100,16 @@ MM4_DEV void stg(T* p, T v) {
 #endif
 }
 
+// A shared-memory load (the emulator counts these for its bank-conflict check).
+template <class T>
+MM4_DEV T lds(const void* p) {
+#if defined(BNB_CUDA_EMU)
+  return emu::load_shared<T>(p);
+#else
+  return *reinterpret_cast<const T*>(p);
+#endif
+}
+
 // dtype codes: 0 fp32, 1 fp16, 2 bf16 (16-bit types as their raw bits)
 template <int D>
 struct Io {
@@ -288,8 +298,8 @@ MM4_GLOBAL void MM4_BOUNDS(kGemvThreads) mm4_gemv_kernel(Params p, int64_t kps) 
           const uint32_t word = q == 0 ? wc[r].x : q == 1 ? wc[r].y : q == 2 ? wc[r].z : wc[r].w;
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
-            const float c0 = code_s[(word >> (8 * j + 4)) & 15u];  // element 2j: high nibble
-            const float c1 = code_s[(word >> (8 * j)) & 15u];
+            const float c0 = lds<float>(code_s + ((word >> (8 * j + 4)) & 15u));  // element 2j: high nibble
+            const float c1 = lds<float>(code_s + ((word >> (8 * j)) & 15u));
 #pragma unroll
             for (int m = 0; m < MB; ++m) {
               part[m][r] = fmaf(c0, a[m][2 * j], part[m][r]);
@@ -386,8 +396,8 @@ MM4_GLOBAL void MM4_BOUNDS(kSimtThreads) mm4_simt_kernel(Params p, int64_t kps) 
   using T = typename Io<D>::T;
   MM4_SHARED float code_s[16];
   MM4_SHARED float code8_s[256];
-  MM4_SHARED float w_s[kSimtTK][kSimtTN + 4];
-  MM4_SHARED float a_s[kSimtTK][kSimtTM + 4];
+  MM4_SHARED __align__(16) float w_s[kSimtTK][kSimtTN + 4];  // rows of 272 bytes: 16-byte aligned
+  MM4_SHARED __align__(16) float a_s[kSimtTK][kSimtTM + 4];
   const int tid = threadIdx.x;
   const int64_t M = p.M, K = p.K, N = p.N;
   const int64_t n0 = (int64_t)blockIdx.x * kSimtTN;
@@ -427,11 +437,9 @@ MM4_GLOBAL void MM4_BOUNDS(kSimtThreads) mm4_simt_kernel(Params p, int64_t kps) 
       __syncthreads();
 #pragma unroll 8
       for (int kk = 0; kk < kSimtTK; ++kk) {
-        float w[4], a[2];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) w[i] = w_s[kk][tn * 4 + i];
-        a[0] = a_s[kk][tm * 2];
-        a[1] = a_s[kk][tm * 2 + 1];
+        const float4 wq = lds<float4>(&w_s[kk][tn * 4]);  // 128-bit: conflict-free (lanes 16..31 repeat 0..15)
+        const float2 aq = lds<float2>(&a_s[kk][tm * 2]);
+        const float w[4] = {wq.x, wq.y, wq.z, wq.w}, a[2] = {aq.x, aq.y};
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           acc[i][0] = fmaf(w[i], a[0], acc[i][0]);
@@ -540,8 +548,8 @@ MM4_DEV void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
 template <int D>
 MM4_DEV uint32_t decode_pair(const float* code_s, uint32_t word, int bi, float scale) {
   const uint32_t byte = word >> (8 * bi);
-  const float lo = code_s[(byte >> 4) & 15u] * scale;
-  const float hi = code_s[byte & 15u] * scale;
+  const float lo = lds<float>(code_s + ((byte >> 4) & 15u)) * scale;
+  const float hi = lds<float>(code_s + (byte & 15u)) * scale;
   return pack2<D>(lo, hi);
 }
 #endif  // BNB_MM4_MMA
@@ -670,25 +678,27 @@ MM4_GLOBAL void MM4_BOUNDS2(C::THREADS, C::MIN_BLOCKS) mm4_mma_kernel(Params p, 
       const bool kval = k0 + kl < kend;
       uint32_t msk[FN][2];
       float sc[FN][2];
-      const unsigned char* wrow[FN][2];
+      uint4 wv[FN][2];  // the lane's 16-byte chunk of each of its weight rows (one conflict-free 128-bit load)
 #pragma unroll
       for (int f = 0; f < FN; ++f)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int r = row0 + 16 * f + 8 * h + g;
-          wrow[f][h] = ws + C::w_off(r, wk * (C::KW / 32) + t);
+          wv[f][h] = lds<uint4>(ws + C::w_off(r, wk * (C::KW / 32) + t));
           msk[f][h] = (kval && n0 + r < N) ? 0xFFFFFFFFu : 0u;
           sc[f][h] = finish_scale(sc_raw[f][h], code8_s, offset);
         }
       // Not unrolled: an unrolled j lets the scheduler decode the whole stage ahead of the mma's and run
-      // out of registers.
+      // out of registers. Word j of each chunk is taken from .x, then the words rotate down.
 #pragma unroll 1
       for (int j = 0; j < 4; ++j) {  // 32-bit word j of each lane chunk = mma steps 2j, 2j+1
         uint32_t af[2][FN][4];
 #pragma unroll
         for (int f = 0; f < FN; ++f) {
-          const uint32_t w0 = reinterpret_cast<const uint32_t*>(wrow[f][0])[j];
-          const uint32_t w1 = reinterpret_cast<const uint32_t*>(wrow[f][1])[j];
+          const uint32_t w0 = wv[f][0].x;
+          const uint32_t w1 = wv[f][1].x;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) wv[f][h] = make_uint4(wv[f][h].y, wv[f][h].z, wv[f][h].w, wv[f][h].x);
 #pragma unroll
           for (int sub = 0; sub < 2; ++sub) {
             af[sub][f][0] = decode_pair<D>(code_s, w0, 2 * sub, sc[f][0]) & msk[f][0];
@@ -700,7 +710,7 @@ MM4_GLOBAL void MM4_BOUNDS2(C::THREADS, C::MIN_BLOCKS) mm4_mma_kernel(Params p, 
 #pragma unroll
         for (int fm = 0; fm < FM; ++fm) {
           const int m = 8 * fm + g;
-          const uint4 b = *reinterpret_cast<const uint4*>(as + C::a_off(m, wk * (C::KW / 8) + 4 * t + j));
+          const uint4 b = lds<uint4>(as + C::a_off(m, wk * (C::KW / 8) + 4 * t + j));
 #pragma unroll
           for (int f = 0; f < FN; ++f) {
             mma16816<D>(acc[f][fm], af[0][f], b.x, b.y);
@@ -756,7 +766,7 @@ MM4_GLOBAL void MM4_BOUNDS2(C::THREADS, C::MIN_BLOCKS) mm4_mma_kernel(Params p, 
 }
 
 // Configurations by batch (rows of A): BM, FN, WN, WK, STAGES.
-using Mma8 = MmaCfg<8, 2, 2, 2, 4, 4>;      // BN 64,  BK 256, 128 threads, 48 KiB
+using Mma8 = MmaCfg<8, 2, 2, 2, 4, 3>;      // BN 64,  BK 256, 128 threads, 48 KiB
 using Mma16 = MmaCfg<16, 2, 2, 2, 4, 3>;    // BN 64,  BK 256, 128 threads, 64 KiB
 using Mma32 = MmaCfg<32, 2, 4, 1, 4, 2>;    // BN 128, BK 128, 128 threads, 64 KiB
 using Mma64 = MmaCfg<64, 2, 4, 1, 3, 2>;    // BN 128, BK 128, 128 threads, 72 KiB

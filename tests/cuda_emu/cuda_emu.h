@@ -24,6 +24,7 @@
 #include <string.h>
 #include <ucontext.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ struct alignas(8) uint2 {
 };
 struct alignas(16) float4 {
   float x, y, z, w;
+};
+struct alignas(8) float2 {
+  float x, y;
 };
 inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return uint4{a, b, c, d}; }
 
@@ -93,6 +97,10 @@ struct State_ {
   AsyncMode async_mode = kAsyncAtWait;
   uint64_t launches = 0;
   uint64_t ctas = 0;
+  // shared-memory loads through load_shared, per thread (address, bytes), analysed per warp instruction
+  bool record_smem = false;
+  std::vector<std::vector<std::pair<uintptr_t, unsigned>>> smem_log;
+  uint64_t smem_requests = 0, smem_wavefronts = 0, smem_ideal = 0, smem_divergent = 0;
 };
 
 inline State_& st() {
@@ -105,6 +113,11 @@ inline void allow(const void* p, size_t nbytes, bool writable) {
 }
 inline void clear_ranges() { st().ranges.clear(); }
 inline void set_async_mode(AsyncMode m) { st().async_mode = m; }
+inline void record_smem(bool on) {
+  State_& s = st();
+  s.record_smem = on;
+  s.smem_requests = s.smem_wavefronts = s.smem_ideal = s.smem_divergent = 0;
+}
 inline const std::string& error() { return st().error; }
 inline void clear_error() { st().error.clear(); }
 
@@ -155,6 +168,51 @@ inline void store_global(T* p, T v) {
 }
 
 inline unsigned char* dynamic_smem() { return st().dsmem.data(); }
+
+// A shared-memory load of T (the kernel's hot-loop reads go through this to be counted).
+template <class T>
+inline T load_shared(const void* p) {
+  State_& s = st();
+  if (s.record_smem) s.smem_log[s.current].push_back({(uintptr_t)p, (unsigned)sizeof(T)});
+  T v;
+  memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+// Bank model: 32 banks of 4 bytes; a request of B bytes per lane is served in phases of 128 / B lanes, each
+// phase taking as many wavefronts as the most-used bank has distinct 4-byte words (same word: broadcast).
+inline void analyse_smem_log() {
+  State_& s = st();
+  const unsigned n = s.nthreads;
+  for (unsigned w = 0; w < n / 32; ++w) {
+    size_t len = s.smem_log[w * 32].size();
+    for (unsigned l = 1; l < 32; ++l) len = std::min(len, s.smem_log[w * 32 + l].size());
+    for (unsigned l = 0; l < 32; ++l)
+      if (s.smem_log[w * 32 + l].size() != len) ++s.smem_divergent;
+    for (size_t i = 0; i < len; ++i) {
+      const unsigned bytes = s.smem_log[w * 32][i].second;
+      const unsigned per_phase = 128 / bytes;
+      uint64_t waves = 0;
+      for (unsigned p0 = 0; p0 < 32; p0 += per_phase) {
+        std::vector<uintptr_t> words[32];
+        for (unsigned l = p0; l < p0 + per_phase; ++l) {
+          const uintptr_t a = s.smem_log[w * 32 + l][i].first;
+          for (unsigned b = 0; b < bytes; b += 4) {
+            const uintptr_t word = (a + b) / 4;
+            auto& v = words[word % 32];
+            if (std::find(v.begin(), v.end(), word) == v.end()) v.push_back(word);
+          }
+        }
+        size_t most = 0;
+        for (auto& v : words) most = std::max(most, v.size());
+        waves += most;
+      }
+      s.smem_requests += 1;
+      s.smem_wavefronts += waves;
+      s.smem_ideal += 32 / per_phase;
+    }
+  }
+}
 
 inline void yield_to_scheduler(State why) {
   Thread& t = self();
@@ -297,6 +355,7 @@ inline bool launch(dim3 grid, dim3 block, size_t smem, std::function<void()> bod
         blockIdx = uint3{bx, by, bz};
         ++s.ctas;
         s.dsmem.assign(smem + 16, 0xFF);
+        if (s.record_smem) s.smem_log.assign(n, {});
         for (unsigned i = 0; i < n; ++i) {
           Thread& t = s.threads[i];
           t = Thread{};
@@ -348,6 +407,7 @@ inline bool launch(dim3 grid, dim3 block, size_t smem, std::function<void()> bod
           }
         }
         if (!s.error.empty()) return false;
+        if (s.record_smem) analyse_smem_log();
       }
   return true;
 }
@@ -360,6 +420,7 @@ inline bool launch(dim3 grid, dim3 block, size_t smem, std::function<void()> bod
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __align__(n) __attribute__((aligned(n)))
 
 inline void __syncthreads() { emu::block_barrier(); }
 template <class T>

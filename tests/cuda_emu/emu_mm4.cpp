@@ -78,3 +78,14 @@ extern "C" void emu_plan(int dtype, int64_t M, int64_t N, int64_t K, int cc_majo
   *mb = pl.mb;
   *splits = pl.splits;
 }
+
+// Shared-memory bank accounting of the kernels' hot-loop loads (mm4 lds<>): turn on, run, read
+// {requests, wavefronts, ideal wavefronts, warps whose lanes made different numbers of loads}.
+extern "C" void emu_record_smem(int on) { emu::record_smem(on != 0); }
+extern "C" void emu_smem_stats(uint64_t out[4]) {
+  const emu::State_& s = emu::st();
+  out[0] = s.smem_requests;
+  out[1] = s.smem_wavefronts;
+  out[2] = s.smem_ideal;
+  out[3] = s.smem_divergent;
+}
