@@ -762,6 +762,8 @@ MM4_GLOBAL void MM4_BOUNDS2(C::THREADS, C::MIN_BLOCKS) mm4_mma_kernel(Params p, 
     }
     __syncthreads();  // the next row tile's prologue overwrites the buffers
   }
+#elif defined(__CUDA_ARCH__) && !defined(__HIPCC__)
+  __trap();  // built for < sm_80 (e.g. run as JIT-compiled PTX on a newer GPU): never planned there, never silent
 #endif  // BNB_MM4_MMA
 }
 
