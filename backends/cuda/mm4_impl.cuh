@@ -6,7 +6,7 @@
 // absmax2[b / 256] + offset, fp32, in that order, as bnb_core/reference.py), a 16-entry fp32 codebook.
 // The dequantized weight is never materialized.
 //
-// Kernels (mm4_plan picks one; see docs of each below):
+// Kernels (make_plan picks one; each is documented where it is defined):
 //   gemv  (SIMT)  M <= 4: 4 weight rows per CTA, the 4 warps split K; 128-bit loads of packed bytes
 //                 (32 codes per lane), codebook in shared memory, the block scale applied to each lane's
 //                 32-element partial; fp32 accumulation. Also the path for odd K (element-wise variant).
