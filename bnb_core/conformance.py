@@ -267,6 +267,55 @@ def _gemm_4bit_cases():
     return cases
 
 
+def _gemm_4bit_tile_cases():
+    """Shapes around the CUDA kernels' tiles: batch tiles 8/16/32/64/128 (and two row tiles of 128), weight
+    tiles of 64/128 rows and 128-wide K slices with N and K off those multiples, K % 32 != 0 (SIMT path), and
+    narrow outputs with long K that split K on an H100 (batch 1 and batch 16). Every device runs them."""
+    cases = []
+    shapes = [  # M, N, K, blocksize, quant types
+        (1, 64, 12288, 64, ("nf4",)),
+        (1, 200, 544, 128, ("fp4",)),
+        (4, 72, 160, 64, ("nf4",)),
+        (12, 136, 288, 32, ("nf4",)),
+        (16, 64, 4096, 64, ("nf4",)),
+        (24, 200, 544, 256, ("fp4",)),
+        (48, 130, 416, 64, ("nf4",)),
+        (100, 72, 160, 64, ("nf4",)),
+        (200, 136, 288, 64, ("nf4",)),
+        (256, 64, 512, 4096, ("nf4",)),
+        (33, 65, 100, 64, ("nf4",)),
+    ]
+    for i, (M, N, K, bs, qts) in enumerate(shapes):
+        for dtype in FLOATS:
+            for qt in qts:
+                cid = f"tile-{M}x{N}x{K}-{str(dtype)[6:]}-{qt}-bs{bs}"
+                weights = {}
+
+                def make(g, M=M, N=N, K=K, dtype=dtype, qt=qt, bs=bs, weights=weights):
+                    packed, absmax, _, W32 = _weight_4bit(g, N, K, qt, bs)
+                    weights["W32"] = W32
+                    A = torch.randn(M, K, generator=g).to(dtype)
+                    return (A, packed, [N, K], absmax, formats.code_4bit(qt).clone(), bs), {}
+
+                cases.append(Case("gemv_4bit", cid, make, _matmul_compare(0, lambda a, w=weights: w["W32"])))
+                nested = i % 2 == 1
+                w2 = {}
+
+                def make_g(g, M=M, N=N, K=K, dtype=dtype, qt=qt, bs=bs, nested=nested, w2=w2):
+                    packed, absmax, extra, W32 = _weight_4bit(g, N, K, qt, bs, nested)
+                    w2["W32"] = W32
+                    A = torch.randn(M, K, generator=g).to(dtype)
+                    bias = torch.randn(N, generator=g).to(dtype)
+                    if nested:
+                        q, absmax2, code, offset = extra
+                        return (A, packed, [N, K], absmax2, bs, qt, bias, q, code, offset), {}
+                    return (A, packed, [N, K], absmax, bs, qt, bias), {}
+
+                cases.append(Case("gemm_4bit", cid + ("-nested" if nested else ""), make_g,
+                                  _matmul_compare(0, lambda a, w=w2: w["W32"], bias_pos=6)))
+    return cases
+
+
 def _int8_act(g, shape, dtype, outliers, special=None):
     A = torch.randn(shape, generator=g) * 2
     if outliers:
@@ -499,7 +548,8 @@ def _optim8_compare(args, out, ref, mut, mut_ref):
 
 
 def all_cases() -> list[Case]:
-    return _quant_blockwise_cases() + _quant_4bit_cases() + _gemm_4bit_cases() + _int8_cases() + _optimizer_cases()
+    return (_quant_blockwise_cases() + _quant_4bit_cases() + _gemm_4bit_cases() + _gemm_4bit_tile_cases() + _int8_cases()
+            + _optimizer_cases())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -329,6 +329,74 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
     return out, sub_a
 
 
+# ------------------------------------------------------------------------------------ fused 4-bit matmul
+
+#: (device, dtype code, M, N, K) -> K splits the native plan takes (workspace of splits*M*N floats if > 1)
+_splits_cache: dict = {}
+
+
+def _contig(t):
+    return t if t.is_contiguous() else t.contiguous()
+
+
+def _ptr(t) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def _splits(d: int, dt: int, M: int, N: int, K: int) -> int:
+    key = (d, dt, M, N, K)
+    s = _splits_cache.get(key)
+    if s is None:
+        status, s = _mod.gemm_4bit_splits(d, dt, M, N, K)
+        _check(status)
+        if len(_splits_cache) > 4096:
+            _splits_cache.clear()
+        _splits_cache[key] = s
+    return s
+
+
+def _matmul_4bit(A, B, shapeB, absmax, blocksize, code, quant_type, bias, absmax_8bit, absmax_code, absmax_offset,
+                 out):
+    # per-call glue: no syncs, no .item(); copies only of what is not already contiguous
+    N, K = int(shapeB[0]), int(shapeB[1])
+    A, B, absmax = _contig(A), _contig(B), _contig(absmax)
+    if absmax_8bit is not None:
+        absmax_8bit, absmax_code = _contig(absmax_8bit), _contig(absmax_code)
+    if bias is not None:
+        bias = _contig(bias)
+    M = out.numel() // N if N else 0
+    d = A.device.index
+    dt = _DTYPE[A.dtype]
+    ws, ws_floats = None, 0
+    if M and N and K:
+        s = _splits(d, dt, M, N, K)
+        if s > 1:
+            ws_floats = s * M * N
+            ws = torch.empty(ws_floats, dtype=_F32, device=A.device)
+    _check(_mod.gemm_4bit(d, _raw_stream(d), dt, A.data_ptr(), M, K, B.data_ptr(), B.numel() * B.element_size(), N,
+                          absmax.data_ptr(), blocksize, _ptr(code), quant_type, _ptr(absmax_8bit), _ptr(absmax_code),
+                          _ptr(absmax_offset), _ptr(bias), out.data_ptr(), _ptr(ws), ws_floats))
+
+
+def gemv_4bit_out(A, B, shapeB, absmax, code, blocksize, out):
+    _matmul_4bit(A, B, shapeB, absmax, blocksize, _contig(code), 0, None, None, None, None, out)
+
+
+def gemv_4bit(A, B, shapeB, absmax, code, blocksize):
+    out = torch.empty((*A.shape[:-1], shapeB[0]), dtype=A.dtype, device=A.device)
+    _matmul_4bit(A, B, shapeB, absmax, blocksize, _contig(code), 0, None, None, None, None, out)
+    return out
+
+
+def gemm_4bit(A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bit=None, absmax_code=None,
+              absmax_offset=None):
+    out = torch.empty((*A.shape[:-1], shapeB[0]), dtype=A.dtype, device=A.device)
+    # code 0: the kernels use their built-in NF4 / FP4 table (bnb_formats.h)
+    _matmul_4bit(A, B, shapeB, absmax, blocksize, None, _QUANT[quant_type], bias, absmax_8bit, absmax_code,
+                 absmax_offset, out)
+    return out
+
+
 # ------------------------------------------------------------------------------------ registration
 
 KERNELS = {  # op -> (kernel, supports predicate or None for "every call that passed the check")
@@ -346,6 +414,9 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "int8_mm_dequant": (int8_mm_dequant, None),
     "int8_scaled_mm": (int8_scaled_mm, None),
     "int8_mixed_scaled_mm": (int8_mixed_scaled_mm, None),
+    "gemv_4bit": (gemv_4bit, None),
+    "gemv_4bit.out": (gemv_4bit_out, _out_contiguous),
+    "gemm_4bit": (gemm_4bit, None),
 }
 
 #: op -> verification level of the CUDA build (see bnb_core/backends/__init__.py): compiled in CI by nvcc,
