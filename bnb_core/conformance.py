@@ -470,7 +470,11 @@ def _clone(x):
     return x.clone() if isinstance(x, torch.Tensor) else x
 
 
-def run_case(case: Case, device: str, seed: int = 0) -> Result:
+def run_case(case: Case, device: str, seed: int = 0, kernel: Optional[tuple] = None) -> Result:
+    """Run `case` on `device` through the op's dispatcher and compare with the reference on CPU.
+
+    ``kernel=(name, fn)`` runs ``fn`` (after the op's check) instead of the dispatcher: a backend's kernel
+    exercised off its device (tests/test_mps_kernels.py runs the MPS glue and Metal kernel bodies on CPU)."""
     g = torch.Generator().manual_seed(seed)
     args, kwargs = case.make(g)
     ref_args = [_clone(a) for a in args]
@@ -479,12 +483,17 @@ def run_case(case: Case, device: str, seed: int = 0) -> Result:
         dev_kwargs = {k: _to(v, device) for k, v in kwargs.items()}
     except (RuntimeError, TypeError) as e:
         return Result(case, device, "unsupported", "-", f"inputs cannot live on {device}: {e}")
+    fn = OPS[case.op].packet if kernel is None else kernel[1]
     try:
-        kernel = registry.kernel_for(case.op, *dev_args, **dev_kwargs)
+        if kernel is None:
+            kernel = registry.kernel_for(case.op, *dev_args, **dev_kwargs)
+        else:
+            OPS[case.op].check(*dev_args, **dev_kwargs)
+            kernel = kernel[0]
     except Exception as e:  # the check rejected a case it should accept: a failure
         return Result(case, device, "fail", "-", f"check rejected the case: {type(e).__name__}: {e}")
     try:
-        out = OPS[case.op].packet(*dev_args, **dev_kwargs)
+        out = fn(*dev_args, **dev_kwargs)
         ref = OPS[case.op].reference(*ref_args, **kwargs)
         mut = [_to(dev_args[i], "cpu") for i in case.mutates]
         mut_ref = [ref_args[i] for i in case.mutates]
