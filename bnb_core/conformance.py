@@ -569,7 +569,11 @@ def _clone(x):
     return x.clone() if isinstance(x, torch.Tensor) else x
 
 
-def run_case(case: Case, device: str, seed: int = 0) -> Result:
+def run_case(case: Case, device: str, seed: int = 0, kernel: Optional[tuple] = None) -> Result:
+    """Run `case` on `device` through the op's dispatcher and compare with the reference on CPU.
+
+    ``kernel=(name, fn)`` runs ``fn`` (after the op's check) instead of the dispatcher: a backend's kernel
+    exercised off its device (tests/test_mps_kernels.py runs the MPS glue and Metal kernel bodies on CPU)."""
     g = torch.Generator().manual_seed(seed)
     args, kwargs = case.make(g)
     ref_args = [_clone(a) for a in args]
@@ -578,12 +582,17 @@ def run_case(case: Case, device: str, seed: int = 0) -> Result:
         dev_kwargs = {k: _to(v, device) for k, v in kwargs.items()}
     except (RuntimeError, TypeError) as e:
         return Result(case, device, "unsupported", "-", f"inputs cannot live on {device}: {e}")
+    fn = OPS[case.op].packet if kernel is None else kernel[1]
     try:
-        kernel = registry.kernel_for(case.op, *dev_args, **dev_kwargs)
+        if kernel is None:
+            kernel = registry.kernel_for(case.op, *dev_args, **dev_kwargs)
+        else:
+            OPS[case.op].check(*dev_args, **dev_kwargs)
+            kernel = kernel[0]
     except Exception as e:  # the check rejected a case it should accept: a failure
         return Result(case, device, "fail", "-", f"check rejected the case: {type(e).__name__}: {e}")
     try:
-        out = OPS[case.op].packet(*dev_args, **dev_kwargs)
+        out = fn(*dev_args, **dev_kwargs)
         ref = OPS[case.op].reference(*ref_args, **kwargs)
         mut = [_to(dev_args[i], "cpu") for i in case.mutates]
         mut_ref = [ref_args[i] for i in case.mutates]
@@ -595,6 +604,78 @@ def run_case(case: Case, device: str, seed: int = 0) -> Result:
     except Exception as e:
         return Result(case, device, "fail", kernel, "".join(traceback.format_exception_only(type(e), e)).strip())
     return Result(case, device, "pass", kernel)
+
+
+#: outputs whose size depends on the input values (op -> {output index: dims}; the fake kernels in _ops.py give
+#: them a dynamic size): on "meta", with no values, the reference returns an upper bound (every column an outlier)
+DATA_DEPENDENT_DIMS = {
+    "int8_vectorwise_quant": {2: (0,)},
+    "int8_double_quant": {4: (0,)},
+    "int8_mixed_scaled_mm": {1: (1,)},
+}
+
+
+def _meta_nonzero_context():
+    """nonzero/argwhere on "meta" return their upper-bound size (all elements nonzero) instead of raising."""
+    try:
+        from torch.fx.experimental import _config
+
+        return _config.patch(meta_nonzero_assume_all_nonzero=True)
+    except Exception:  # older torch: nonzero on meta raises, and such cases report it
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def _same_structure(a, b, what, dynamic=()):
+    if isinstance(b, (tuple, list)):
+        assert isinstance(a, (tuple, list)) and len(a) == len(b), f"{what}: {type(a).__name__} != {type(b).__name__}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same_structure(x, y, f"{what}[{i}]", dynamic.get(i, ()) if isinstance(dynamic, dict) else ())
+        return
+    if b is None or a is None:
+        assert a is None and b is None, f"{what}: {a!r} != {b!r}"
+        return
+    dynamic = dynamic if isinstance(dynamic, tuple) else ()
+    assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != {b.dtype} (CPU)"
+    assert a.dim() == b.dim(), f"{what}: shape {tuple(a.shape)} != {tuple(b.shape)} (CPU)"
+    for d, (x, y) in enumerate(zip(a.shape, b.shape)):
+        ok = x >= y if d in dynamic else x == y
+        assert ok, f"{what}: shape {tuple(a.shape)} != {tuple(b.shape)} (CPU)" + (
+            f" (dim {d} depends on the values: at least the CPU size)" if d in dynamic else "")
+
+
+def run_case_meta(case: Case, device: str = "meta", seed: int = 0, check_values: bool = True) -> Result:
+    """Run the REFERENCE (bnb_core.reference, not the fake kernel) of `case` on `device`, "meta" by default (a
+    device with no data): every output and written argument must have the dtype and shape of the reference run on
+    CPU (sizes that depend on the values: at least the CPU size, DATA_DEPENDENT_DIMS). Shows that the reference
+    uses only ops, dtypes and shape logic that work on a device other than the CPU. With `check_values` the CPU
+    run's outputs also pass the case's comparison (the matmul bounds, the optimizer tolerances)."""
+    g = torch.Generator().manual_seed(seed)
+    args, kwargs = case.make(g)
+    cpu_args = [_clone(a) for a in args]
+    dev_args = [_to(_clone(a), device) for a in args]
+    dev_kwargs = {k: _to(v, device) for k, v in kwargs.items()}
+    try:
+        cpu_out = OPS[case.op].reference(*cpu_args, **kwargs)
+        if check_values:  # the CPU run passes the case's comparison (exact oracles: trivially; bounds: really)
+            mut = [cpu_args[i] for i in case.mutates]
+            case.compare(args, cpu_out, cpu_out, mut, mut)
+        with _meta_nonzero_context():
+            dev_out = OPS[case.op].reference(*dev_args, **dev_kwargs)
+        for name, o in (("output", dev_out), *((f"written argument {i}", dev_args[i]) for i in case.mutates)):
+            tensors = o if isinstance(o, (tuple, list)) else (o,)
+            for t in tensors:
+                assert t is None or t.device.type == torch.device(device).type, f"{name} is on {t.device}"
+        _same_structure(dev_out, cpu_out, "output", DATA_DEPENDENT_DIMS.get(case.op, {}))
+        for i in case.mutates:
+            _same_structure(dev_args[i], cpu_args[i], f"written argument {i}")
+    except AssertionError as e:
+        return Result(case, device, "fail", registry.REFERENCE, str(e))
+    except Exception as e:
+        return Result(case, device, "fail", registry.REFERENCE,
+                      "".join(traceback.format_exception_only(type(e), e)).strip())
+    return Result(case, device, "pass", registry.REFERENCE)
 
 
 def run(device: str, ops: Optional[list[str]] = None) -> list[Result]:

@@ -288,3 +288,45 @@ def render_c_header() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# The same tables for Metal shaders (MPS backend)
+# --------------------------------------------------------------------------------------------------
+
+
+def _metal_float(v: float) -> str:
+    # repr of a double that equals an fp32 value is within 2**-53 (relative) of it: parsed directly to fp32
+    # or through a double, it gives back exactly that value (no hexadecimal literals: MSL is C++14-based)
+    return repr(float(_f32(v))) + "f"
+
+
+def render_metal_tables() -> str:
+    """Metal Shading Language text of the tables and constants that backends/common/bnb_quant_math.h reads
+    (namespace ``bnb_formats``, program-scope ``constant`` arrays). bnb_core/backends/mps.py puts it in front of
+    the shader source it compiles at run time, so the tables reach the shaders from this module only (no file
+    holds a copy)."""
+
+    def arr(name, values, ctype="float"):
+        conv = _metal_float if ctype == "float" else (lambda v: str(int(v)))
+        return f"constant {ctype} {name}[{len(values)}] = {{{', '.join(conv(v) for v in values)}}};"
+
+    lines = [
+        "// GENERATED at run time by bnb_core.formats.render_metal_tables() from bnb_core/formats.py.",
+        f"#define BNB_NF4_ZERO_CODE {ZERO_CODE['nf4']}",
+        f"#define BNB_FP4_ZERO_CODE {ZERO_CODE['fp4']}",
+        f"#define BNB_MIN_BLOCKSIZE_4BIT {BLOCKSIZES_4BIT[0]}",
+        f"#define BNB_MAX_BLOCKSIZE_4BIT {BLOCKSIZES_4BIT[-1]}",
+        f"#define BNB_MIN_BLOCKSIZE_8BIT {MIN_BLOCKSIZE_8BIT}",
+        "namespace bnb_formats {",
+        arr("NF4_CODE", NF4_CODE),
+        arr("FP4_CODE", FP4_CODE),
+        arr("NF4_BOUNDARIES", NF4_BOUNDARIES),
+        arr("FP4_MAGNITUDE_BOUNDARIES", FP4_MAGNITUDE_BOUNDARIES),
+        arr("FP4_RANK_TO_CODE", FP4_RANK_TO_CODE, "uint8_t"),
+        arr("DYNAMIC_SIGNED", DYNAMIC_SIGNED),
+        arr("DYNAMIC_UNSIGNED", DYNAMIC_UNSIGNED),
+        "}  // namespace bnb_formats",
+        "",
+    ]
+    return "\n".join(lines)

@@ -4,6 +4,16 @@ Every function here has the signature of its op in bnb_core/_ops.py and runs on 
 It is registered for the CompositeExplicitAutograd key, so every op works everywhere before a
 device has a native kernel; native kernels are tested against these functions (bit-exact for codes,
 absmax and packing). The formats and policies are documented in docs/formats.md.
+
+Any-device rules (docs/architecture.md, "The reference on any device"): only ops every torch device has, in
+forms whose results do not depend on the device. No float64 where a device lacks it (MPS; XPU parts without
+fp64: the square root is corrected with exact int64 arithmetic instead); no bit shifts or masks on uint8 (wrong on MPS before torch 2.6): nibbles are split and joined with integer
+arithmetic; round half to even by the fp32 add-and-subtract of 1.5 * 2**23 (torch.round rounded halves away from
+zero on MPS before torch 2.9); max reductions whose NaN propagation is explicit (MPS's max reductions have skipped
+NaN); bucketize where the device type is known to implement it, a counting form elsewhere; expand instead of
+repeat_interleave. Each form gives the same bits on CPU as the plain one (the CPU tests compare them), and
+tests/test_reference_devices.py runs every conformance case of the reference on the "meta" device (shapes and
+dtypes equal to the CPU run's).
 """
 
 from __future__ import annotations
@@ -17,6 +27,35 @@ from . import formats
 
 FLT_MIN = 1.1754943508222875e-38  # smallest normal float32
 _DENORMAL_RESCALE = 2.0**64
+_ROUND_MAGIC = 12582912.0  # 1.5 * 2**23: fp32 (v + M) - M rounds v to an integer, half to even, for |v| < 2**22
+
+#: device types whose torch implements bucketize (MPS since torch 2.2); elsewhere the counting form is used
+_BUCKETIZE_DEVICES = frozenset({"cpu", "cuda", "xpu", "mps", "meta"})
+
+
+def _has_float64(device: torch.device) -> bool:
+    """Whether tensors of `device` can be float64 (MPS never; Intel XPUs without fp64 units)."""
+    if device.type == "mps":
+        return False
+    if device.type == "xpu":
+        try:
+            return bool(torch.xpu.get_device_properties(device).has_fp64)
+        except Exception:
+            return False
+    return True
+
+
+def _nan_amax(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """amax along `dim`, NaN where the reduced values hold a NaN, on every device (MPS's max reductions have
+    returned the largest non-NaN value)."""
+    m = x.amax(dim=dim)
+    return torch.where(torch.isnan(x).any(dim=dim), torch.full_like(m, float("nan")), m)
+
+
+def _round_half_even(v: torch.Tensor) -> torch.Tensor:
+    """fp32 round to nearest integer, ties to even, for |v| < 2**22 (NaN/Inf give NaN): equal to torch.round on
+    that range, where MPS's torch.round rounded ties away from zero before torch 2.9."""
+    return (v + _ROUND_MAGIC) - _ROUND_MAGIC
 
 
 # --------------------------------------------------------------------------------------------------
@@ -41,7 +80,7 @@ def blockwise_absmax_and_scaled(A: torch.Tensor, blocksize: int):
     becomes 0, i.e. the zero code.
     """
     blocks = _blocks(A, blocksize)
-    absmax = blocks.abs().amax(dim=1)
+    absmax = _nan_amax(blocks.abs(), dim=1)
     s = torch.where(absmax < FLT_MIN, _DENORMAL_RESCALE, 1.0).to(torch.float32)
     inv = torch.reciprocal(absmax * s)
     y = (blocks * s[:, None]) * inv[:, None]
@@ -51,7 +90,19 @@ def blockwise_absmax_and_scaled(A: torch.Tensor, blocksize: int):
 
 def _count_above(y: torch.Tensor, boundaries: torch.Tensor) -> torch.Tensor:
     """Number of boundaries strictly below y: nearest code, a value on a boundary goes to the lower one."""
-    return torch.bucketize(y, boundaries, right=False)
+    if y.device.type in _BUCKETIZE_DEVICES:
+        return torch.bucketize(y, boundaries, right=False)
+    return _count_above_by_compare(y, boundaries)
+
+
+def _count_above_by_compare(y: torch.Tensor, boundaries: torch.Tensor) -> torch.Tensor:
+    """The same count with comparisons and a sum only (devices without bucketize), in chunks of ~4M compares."""
+    out = torch.empty(y.shape, dtype=torch.int64, device=y.device)
+    flat_y, flat_out = y.reshape(-1), out.view(-1)
+    step = max(1, 2**22 // max(1, boundaries.numel()))
+    for i in range(0, flat_y.numel(), step):
+        flat_out[i : i + step] = (flat_y[i : i + step, None] > boundaries).sum(dim=1)
+    return out
 
 
 def encode_4bit(y: torch.Tensor, quant_type: str) -> torch.Tensor:
@@ -61,7 +112,7 @@ def encode_4bit(y: torch.Tensor, quant_type: str) -> torch.Tensor:
         return _count_above(y, formats.table("nf4_boundaries", dev))
     rank = _count_above(y.abs(), formats.table("fp4_magnitude_boundaries", dev))
     rank_to_code = torch.tensor(formats.FP4_RANK_TO_CODE, dtype=torch.int64, device=dev)
-    return rank_to_code[rank] | torch.where(y < 0, 8, 0)
+    return rank_to_code[rank] + torch.where(y < 0, 8, 0)  # sign bit 0b1000 on a 0..7 magnitude code
 
 
 def pack_4bit(codes: torch.Tensor, quant_type: str, nbytes: int) -> torch.Tensor:
@@ -69,19 +120,20 @@ def pack_4bit(codes: torch.Tensor, quant_type: str, nbytes: int) -> torch.Tensor
     zero = formats.ZERO_CODE[quant_type]
     full = torch.full((2 * nbytes,), zero, dtype=torch.uint8, device=codes.device)
     full[: codes.numel()] = codes.to(torch.uint8)
-    return (full[0::2] << 4) | full[1::2]
+    return full[0::2] * 16 + full[1::2]  # high nibble * 16 + low nibble <= 255: exact in uint8, no shifts
 
 
 def unpack_4bit(A: torch.Tensor, n: int) -> torch.Tensor:
     """First n 4-bit codes (int64) of a packed tensor of any storage dtype."""
-    b = A.reshape(-1).view(torch.uint8)[: formats.packed_nbytes_4bit(n)]
-    codes = torch.stack([b >> 4, b & 0xF], dim=1).reshape(-1)[:n]
+    b = A.reshape(-1).view(torch.uint8)[: formats.packed_nbytes_4bit(n)].to(torch.int32)
+    hi = torch.div(b, 16, rounding_mode="floor")
+    codes = torch.stack([hi, b - hi * 16], dim=1).reshape(-1)[:n]
     return codes.long()
 
 
 def _expand_absmax(absmax: torch.Tensor, n: int, blocksize: int) -> torch.Tensor:
     nb = formats.num_blocks(n, blocksize)
-    return absmax.reshape(-1)[:nb].repeat_interleave(blocksize)[:n]
+    return absmax.reshape(-1)[:nb, None].expand(nb, blocksize).reshape(-1)[:n]
 
 
 def dequantize_codes(codes: torch.Tensor, code: torch.Tensor, absmax: torch.Tensor, blocksize: int) -> torch.Tensor:
@@ -175,7 +227,7 @@ def _as_rows(A: torch.Tensor) -> torch.Tensor:
 def _int8_scale(x: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
     """round-half-even(x * s) with s = fp32(fp32(1 / absmax) * 127) (torch's 127 / absmax: a reciprocal, then a
     multiply); absmax 0 (or NaN) quantizes to 0."""
-    q = torch.round(x * (torch.reciprocal(absmax) * formats.INT8_SCALE))
+    q = _round_half_even(x * (torch.reciprocal(absmax) * formats.INT8_SCALE))
     q = torch.where(torch.isfinite(q), q, torch.zeros((), dtype=q.dtype, device=q.device))
     return q.clamp_(-127, 127).to(torch.int8)
 
@@ -194,7 +246,7 @@ def int8_vectorwise_quant(A: torch.Tensor, threshold: float = 0.0):
     """Row-wise absmax int8 quantization; with threshold > 0, outlier columns are zeroed."""
     A2 = _as_rows(A)
     absA, mask, cols = _outliers(A2, threshold)
-    row_stats = absA.amax(dim=1) if A2.shape[1] else absA.new_zeros(A2.shape[0])
+    row_stats = _nan_amax(absA, dim=1) if A2.shape[1] else absA.new_zeros(A2.shape[0])
     x = A2.float() if mask is None else A2.float().masked_fill(mask, 0.0)
     q = _int8_scale(x, row_stats[:, None])
     if cols is not None and cols.numel():
@@ -212,7 +264,7 @@ def int8_double_quant(A: torch.Tensor, threshold: float = 0.0):
     out_row, row_stats, cols = int8_vectorwise_quant(A, threshold)
     A2 = _as_rows(A)
     absA, mask, _ = _outliers(A2, threshold)
-    col_stats = absA.amax(dim=0) if A2.shape[0] else absA.new_zeros(A2.shape[1])
+    col_stats = _nan_amax(absA, dim=0) if A2.shape[0] else absA.new_zeros(A2.shape[1])
     x = A2.float() if mask is None else A2.float().masked_fill(mask, 0.0)
     out_col = _int8_scale(x, col_stats[None, :])
     return out_row, out_col.reshape(A.shape), row_stats, col_stats, cols
@@ -267,8 +319,50 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
 
 def _sqrt(x: torch.Tensor) -> torch.Tensor:
     """Correctly rounded fp32 square root (IEEE sqrt, as native kernels compute it). torch.sqrt on CPU may
-    go through MKL VML, which is off by one ulp on ~15% of inputs; the fp64 root rounded once is exact."""
+    go through MKL VML, which is off by one ulp on ~15% of inputs; the fp64 root rounded once is exact.
+    Devices without float64 (MPS) get the same bits from _sqrt_fp32_exact."""
+    if not _has_float64(x.device):
+        return _sqrt_fp32_exact(x)
     return torch.sqrt(x.double()).to(x.dtype)
+
+
+_MANT = 2**23  # fp32: one unit of the exponent field in the bit pattern
+
+
+def _fields(bits: torch.Tensor):
+    """(integer significand m, exponent e) of non-negative finite fp32 bit patterns (int32): value = m * 2**(e - 150)."""
+    field = torch.div(bits, _MANT, rounding_mode="floor")
+    frac = bits - field * _MANT
+    normal = field > 0
+    return (torch.where(normal, frac + _MANT, frac).long(), torch.where(normal, field, torch.ones_like(field)).long())
+
+
+def _sqrt_fp32_exact(x: torch.Tensor, guess: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Correctly rounded fp32 sqrt without float64 (and without bit shifts): the device's fp32 sqrt, then each
+    result r is checked against the rounding midpoints with exact int64 arithmetic on the significands
+    (x > (r + ulp/2)**2 -> next float up; x < (r - ulp_below/2)**2 -> next float down), twice (the device's sqrt
+    is within an ulp or two; `guess` replaces it in tests). Zero, +Inf, NaN and negative inputs keep the device's
+    sqrt."""
+    r = torch.sqrt(x) if guess is None else guess
+    ok = (x > 0) & torch.isfinite(x)
+    xs = torch.where(ok, x, torch.ones_like(x))  # placeholders keep the integer steps in range
+    mx, ex = _fields(xs.view(torch.int32))
+    pow2 = torch.tensor([2**i for i in range(63)], dtype=torch.int64, device=x.device)
+    for _ in range(2):
+        rs = torch.where(ok, r, torch.ones_like(r))
+        rbits = rs.view(torch.int32)
+        mr, er = _fields(rbits)  # r is normal: sqrt of the smallest subnormal is about 2**-74.5
+        # x vs (mr + h)**2 * 2**(2 er - 300) with h = 1/2 (1/4 below a power of two): compare x * 2**(302 - 2 er)
+        # (or * 2**(304 - 2 er)) = mx * 2**d with d = ex - 2 er + 152 (+ 2), an exact int64, to (2 mr +- 1)**2
+        d = (ex - 2 * er + 152).clamp(0, 60)
+        lhs = mx * pow2[d]
+        up = lhs > (2 * mr + 1) * (2 * mr + 1)
+        pow_of_two = mr == _MANT
+        down_mid = torch.where(pow_of_two, (4 * mr - 1) * (4 * mr - 1), (2 * mr - 1) * (2 * mr - 1))
+        down = torch.where(pow_of_two, mx * pow2[(d + 2).clamp(0, 62)], lhs) < down_mid
+        step = torch.where(up, 1, torch.where(down, -1, 0)).to(torch.int32)
+        r = torch.where(ok, (rbits + step).view(torch.float32), r)
+    return r
 
 
 def _optimizer_step_fp32(name, g, p, s1, s2, beta1, beta2, beta3, alpha, eps, weight_decay, step, lr, max_unorm,

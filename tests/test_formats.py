@@ -1,6 +1,7 @@
 """The format tables: one source of truth (bnb_core/formats.py), the generated C header in sync, and
 the facts of ../shared/FORMATS.md (bitsandbytes 0.50.2) as independent literals."""
 
+import math
 import pathlib
 import re
 import subprocess
@@ -38,10 +39,13 @@ def test_header_values_equal_formats(name, values):
 
 
 def test_no_copy_of_a_table_elsewhere():
-    """Distinctive table literals appear only in formats.py and the generated header."""
+    """Distinctive table literals appear only in formats.py and the generated header (Python, C/C++/CUDA and
+    Metal sources; the Metal shaders get their tables from formats.render_metal_tables() at run time)."""
     needles = ["0.6961928009986877", "0.0052083", "0xBF7E3333", "-0.8480964", "0x1.6473620000000p-1"]
     allowed = {ROOT / "bnb_core" / "formats.py", ROOT / "backends" / "common" / "bnb_formats.h"}
-    for path in list((ROOT / "bnb_core").rglob("*.py")) + list((ROOT / "backends").rglob("*.[ch]*")):
+    native = [p for p in (ROOT / "backends").rglob("*") if p.suffix in (".c", ".h", ".cpp", ".hpp", ".cu", ".cuh",
+                                                                         ".metal", ".mm", ".m", ".inc")]
+    for path in list((ROOT / "bnb_core").rglob("*.py")) + native:
         if path in allowed or not path.is_file():
             continue
         text = path.read_text(errors="ignore")
@@ -87,3 +91,30 @@ def test_blocksize_rules():
     assert not formats.valid_blocksize_8bit(8) and not formats.valid_blocksize_8bit(100)
     assert formats.storage_numel_4bit(7, 1) == 4 and formats.storage_numel_4bit(7, 4) == 1
     assert formats.storage_numel_4bit(9, 4) == 2  # 5 bytes rounded up to two 4-byte elements
+
+
+def test_metal_tables_are_the_formats_values():
+    """render_metal_tables() (prepended to the MPS shader source at run time) holds exactly the fp32 values of
+    formats.py: each decimal literal, parsed to the nearest double and then to fp32, or straight to fp32, is the
+    table value (the repr of a double equal to an fp32 value is within 2**-53 of it)."""
+    from fractions import Fraction
+
+    text = formats.render_metal_tables()
+    for name, values in [("NF4_CODE", formats.NF4_CODE), ("FP4_CODE", formats.FP4_CODE),
+                         ("NF4_BOUNDARIES", formats.NF4_BOUNDARIES),
+                         ("FP4_MAGNITUDE_BOUNDARIES", formats.FP4_MAGNITUDE_BOUNDARIES),
+                         ("DYNAMIC_SIGNED", formats.DYNAMIC_SIGNED), ("DYNAMIC_UNSIGNED", formats.DYNAMIC_UNSIGNED)]:
+        m = re.search(rf"constant float {name}\[(\d+)\] = \{{([^}}]*)\}};", text)
+        assert m and int(m.group(1)) == len(values), name
+        lits = [v.strip() for v in m.group(2).split(",")]
+        assert all(v.endswith("f") and "x" not in v for v in lits), name  # decimal fp32 literals
+        for lit, v in zip(lits, values):
+            assert formats._f32(float(lit[:-1])) == v, (name, lit, v)
+            # decimal -> fp32 directly (correctly rounded): the literal is closer to v than a quarter of v's ulp,
+            # so v is the nearest fp32 (also just below a power of two, where the ulp below is half as large)
+            ulp = Fraction(2) ** max(-149, math.frexp(abs(v))[1] - 24)
+            assert abs(Fraction(lit[:-1]) - Fraction(v)) < ulp / 4, (name, lit)
+    m = re.search(r"constant uint8_t FP4_RANK_TO_CODE\[8\] = \{([^}]*)\};", text)
+    assert m and [int(v) for v in m.group(1).split(",")] == list(formats.FP4_RANK_TO_CODE)
+    assert f"#define BNB_NF4_ZERO_CODE {formats.ZERO_CODE['nf4']}" in text
+    assert f"#define BNB_FP4_ZERO_CODE {formats.ZERO_CODE['fp4']}" in text
