@@ -50,7 +50,12 @@ class DeviceGuard {
   explicit DeviceGuard(int device) {
     err_ = cudaGetDevice(&prev_);
     if (err_ == cudaSuccess && prev_ != device) err_ = cudaSetDevice(device);
-    if (err_ != cudaSuccess) prev_ = -1;
+    if (err_ != cudaSuccess) {
+      prev_ = -1;
+      // The failed call also set the runtime's last error; error() reports it, so clear it here: left set,
+      // the next successful launch's launch_status() (cudaGetLastError) would return it as its own.
+      (void)cudaGetLastError();
+    }
   }
   ~DeviceGuard() {
     int cur = -1;
