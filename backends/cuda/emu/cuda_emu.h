@@ -592,13 +592,7 @@ inline float __double2float_rn(double a) { return (float)a; }
 // becomes the canonical 0x7FFF, as cvt.rn.f16.f32 / cvt.rn.bf16.f32 give on the GPU.
 namespace bnb_emu {
 inline unsigned short f32_to_f16_rn(float f) { return f != f ? (unsigned short)0x7FFF : bnb::f32_to_f16(f); }
-inline unsigned short f32_to_bf16_rn(float f) {
-  if (f != f) return 0x7FFF;
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return (unsigned short)(u >> 16);
-}
+inline unsigned short f32_to_bf16_rn(float f) { return f != f ? (unsigned short)0x7FFF : bnb::f32_to_bf16(f); }
 }  // namespace bnb_emu
 
 struct __half_raw {
