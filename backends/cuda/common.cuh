@@ -9,6 +9,8 @@
 
 #if defined(__HIPCC__)
 #include "../rocm/hip_compat.h"
+#elif defined(BNB_CUDA_EMU)
+#include "emu/cuda_emu.h"  // g++ -x c++: the kernels run on CPU (tests/test_cuda_emu.py)
 #else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -17,6 +19,27 @@
 
 #include "bnb_quant_math.h"
 #include "status.h"
+
+// Kernel launch: `BNB_LAUNCH(kernel, grid, block, smem_bytes, stream, args...)` is
+// `kernel<<<grid, block, smem_bytes, stream>>>(args...)` under nvcc/hipcc and the CPU emulator's launch under
+// BNB_CUDA_EMU (g++ cannot parse the chevrons). Every launch in backends/cuda goes through it. A kernel name with
+// template arguments goes in parentheses: BNB_LAUNCH((kern<D, 0>), grid, block, 0, stream, x, n).
+#if defined(BNB_CUDA_EMU)
+#define BNB_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ::bnb_emu::launch(#kernel, kernel, grid, block, smem, stream, ##__VA_ARGS__)
+#else
+#define BNB_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#endif
+
+// Dynamic shared memory (the `smem_bytes` of the launch) as a `T*` named `name`, aligned to 16 bytes:
+// `BNB_DYNAMIC_SMEM(float, buf);` instead of `extern __shared__ float buf[];` (which the emulator cannot express).
+#if defined(BNB_CUDA_EMU)
+#define BNB_DYNAMIC_SMEM(T, name) T* name = reinterpret_cast<T*>(::bnb_emu::detail::dynamic_smem())
+#else
+#define BNB_DYNAMIC_SMEM(T, name)                                   \
+  extern __shared__ __align__(16) unsigned char bnb_dynamic_smem_[]; \
+  T* name = reinterpret_cast<T*>(bnb_dynamic_smem_)
+#endif
 
 namespace bnb_cuda {
 
@@ -27,7 +50,12 @@ class DeviceGuard {
   explicit DeviceGuard(int device) {
     err_ = cudaGetDevice(&prev_);
     if (err_ == cudaSuccess && prev_ != device) err_ = cudaSetDevice(device);
-    if (err_ != cudaSuccess) prev_ = -1;
+    if (err_ != cudaSuccess) {
+      prev_ = -1;
+      // The failed call also set the runtime's last error; error() reports it, so clear it here: left set,
+      // the next successful launch's launch_status() (cudaGetLastError) would return it as its own.
+      (void)cudaGetLastError();
+    }
   }
   ~DeviceGuard() {
     int cur = -1;

@@ -276,8 +276,8 @@ int quantize_blockwise(int device, void* stream, int dtype, const void* x, int64
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const int s = dispatch_dtype(dtype, [&](auto tag) {
     constexpr int D = decltype(tag)::value;
-    quantize_blockwise_kernel<D><<<grid, kQuantThreads, 0, st>>>(static_cast<const typename DT<D>::T*>(x), n, code,
-                                                                 blocksize, out, absmax);
+    BNB_LAUNCH(quantize_blockwise_kernel<D>, grid, kQuantThreads, 0, st, static_cast<const typename DT<D>::T*>(x), n,
+               code, blocksize, out, absmax);
     return kOk;
   });
   return s != kOk ? s : launch_status();
@@ -294,8 +294,8 @@ int dequantize_blockwise(int device, void* stream, int dtype_out, const uint8_t*
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const int s = dispatch_dtype(dtype_out, [&](auto tag) {
     constexpr int D = decltype(tag)::value;
-    dequantize_blockwise_kernel<D><<<grid, kDequantThreads, 0, st>>>(q, n, code, absmax, log2_of(blocksize),
-                                                                     static_cast<typename DT<D>::T*>(out));
+    BNB_LAUNCH(dequantize_blockwise_kernel<D>, grid, kDequantThreads, 0, st, q, n, code, absmax, log2_of(blocksize),
+               static_cast<typename DT<D>::T*>(out));
     return kOk;
   });
   return s != kOk ? s : launch_status();
@@ -317,11 +317,11 @@ int quantize_4bit(int device, void* stream, int dtype, const void* x, int64_t n,
     constexpr int D = decltype(tag)::value;
     using T = typename DT<D>::T;
     if (quant_type == 0)
-      quantize_4bit_kernel<D, 0><<<grid, kQuantThreads, 0, st>>>(static_cast<const T*>(x), n, blocksize, out,
-                                                                out_nbytes, absmax);
+      BNB_LAUNCH((quantize_4bit_kernel<D, 0>), grid, kQuantThreads, 0, st, static_cast<const T*>(x), n, blocksize, out,
+                 out_nbytes, absmax);
     else
-      quantize_4bit_kernel<D, 1><<<grid, kQuantThreads, 0, st>>>(static_cast<const T*>(x), n, blocksize, out,
-                                                                out_nbytes, absmax);
+      BNB_LAUNCH((quantize_4bit_kernel<D, 1>), grid, kQuantThreads, 0, st, static_cast<const T*>(x), n, blocksize, out,
+                 out_nbytes, absmax);
     return kOk;
   });
   return s != kOk ? s : launch_status();
@@ -343,9 +343,9 @@ int dequantize_4bit(int device, void* stream, int dtype_out, const uint8_t* q, i
     constexpr int D = decltype(tag)::value;
     using T = typename DT<D>::T;
     if (quant_type == 0)
-      dequantize_4bit_kernel<D, 0><<<grid, kDequantThreads, 0, st>>>(q, n, absmax, lg, static_cast<T*>(out));
+      BNB_LAUNCH((dequantize_4bit_kernel<D, 0>), grid, kDequantThreads, 0, st, q, n, absmax, lg, static_cast<T*>(out));
     else
-      dequantize_4bit_kernel<D, 1><<<grid, kDequantThreads, 0, st>>>(q, n, absmax, lg, static_cast<T*>(out));
+      BNB_LAUNCH((dequantize_4bit_kernel<D, 1>), grid, kDequantThreads, 0, st, q, n, absmax, lg, static_cast<T*>(out));
     return kOk;
   });
   return s != kOk ? s : launch_status();

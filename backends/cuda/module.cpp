@@ -17,6 +17,14 @@ namespace py = pybind11;
 PYBIND11_MODULE(_hip, m) {
   m.doc() = "bnb-core HIP (ROCm) kernels, built from the CUDA sources (torch-free)";
   m.attr("PLATFORM") = "hip";
+#elif defined(BNB_CUDA_EMU)
+namespace bnb_cuda {
+void bind_emu(py::module_& m);  // emu/bind_emu.cpp: the emulator's test knobs
+}
+PYBIND11_MODULE(_cuda_emu, m) {
+  m.doc() = "bnb-core CUDA kernels run on CPU by the emulator (tests only; pointers are host pointers)";
+  m.attr("PLATFORM") = "emu";
+  bnb_cuda::bind_emu(m);
 #else
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "bnb-core CUDA kernels (torch-free; pointers and streams as ints, status codes as return values)";

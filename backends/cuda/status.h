@@ -3,6 +3,8 @@
 
 #if defined(__HIPCC__) || defined(BNB_HIP_HOST)
 #include "../rocm/hip_compat.h"
+#elif defined(BNB_CUDA_EMU)
+#include "emu/cuda_emu_runtime.h"  // the CPU emulator's runtime (tests/test_cuda_emu.py)
 #else
 #include <cuda_runtime.h>
 #endif

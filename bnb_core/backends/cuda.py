@@ -6,8 +6,9 @@ as ints, sizes) and returns a status code; this file converts tensors, passes th
 torch's current stream on it (so kernels follow ``torch.cuda.stream(...)`` contexts, work under CUDA graph
 capture and never synchronize), and raises RuntimeError with the module's message on a nonzero status.
 
-Verification: nothing of this backend has run on a GPU here (no GPU in CI); ``SUPPORT`` says so per op.
-When a GPU is lent, ``python -m bnb_core check --device cuda`` is the conformance run.
+Verification: nothing of this backend has run on a GPU here (no GPU in CI); ``SUPPORT`` says so per op. The
+kernel logic of the ``EMULATED`` ops runs on CPU through the CUDA emulator (tests/test_cuda_emu.py). When a
+GPU is lent, ``python -m bnb_core check --device cuda`` is the conformance run.
 """
 
 from __future__ import annotations
@@ -419,9 +420,17 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "gemm_4bit": (gemm_4bit, None),
 }
 
-#: op -> verification level of the CUDA build (see bnb_core/backends/__init__.py): compiled in CI by nvcc,
-#: never run here (no GPU in CI).
-SUPPORT = {op: "compiles" for op in KERNELS}
+#: ops whose kernels (the same sources and host entry points as the nvcc build) run on CPU in CI through the
+#: CUDA emulator and pass every conformance case there (tests/test_cuda_emu.py, backends/cuda/emu); add an op
+#: here only with that test passing for it.
+EMULATED = (
+    "quantize_blockwise", "dequantize_blockwise", "dequantize_blockwise.out",
+    "quantize_4bit", "dequantize_4bit", "dequantize_4bit.out",
+)
+
+#: op -> verification level of the CUDA build (see bnb_core/backends/__init__.py): compiled in CI by nvcc (no
+#: GPU in CI); "kernel logic tested on CPU" for the EMULATED ops. Nothing here has run on a GPU.
+SUPPORT = {op: "kernel logic tested on CPU" if op in EMULATED else "compiles" for op in KERNELS}
 #: the same for the HIP build of these sources (backends/rocm): CI compiles every kernel source of the CUDA
 #: backend as HIP with hipcc for gfx90a (wave64) and gfx1030 (wave32) (tests/test_hip_build.py), never run
 #: (no AMD GPU). The int8 matmul on a ROCm torch is whatever this file registers for it (see
