@@ -156,7 +156,9 @@ def test_conformance(results, op):
     rows = results["conformance"][op]
     want = sum(1 for c in conformance.all_cases() if c.op == op)
     assert len(rows) == want, f"{op}: {len(rows)} of {want} conformance cases ran"
-    if rows and all(r["status"] == "skip" for r in rows):
+    # "skip": the case reached a kernel of a family left out of the emulator build (a glue path that does not
+    # reach native code, e.g. the int8 matmul through torch._int_mm, still runs and must pass)
+    if rows and any(r["status"] == "skip" for r in rows) and all(r["status"] in ("skip", "pass") for r in rows):
         assert cuda_backend.SUPPORT.get(op) != LEVEL, f"{op} claims {LEVEL!r} but its kernels are not emulated"
         pytest.skip(f"{op}: its kernel family is not emulator-ready (raw <<< launch or extern __shared__; "
                     f"skipped families: {results.skipped_families!r}): {rows[0]['detail']}")

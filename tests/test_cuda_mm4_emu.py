@@ -53,7 +53,7 @@ def emu():
         os.makedirs(out_dir, exist_ok=True)
         tmp = lib + f".{os.getpid()}.tmp"
         cmd = [cxx, "-std=c++17", "-O1", "-fPIC", "-shared", "-ffp-contract=off", "-Wall", "-Wno-unknown-pragmas",
-               "-DBNB_CUDA_EMU", "-I" + os.path.join(ROOT, "backends", "cuda"),
+               "-DBNB_MM4_EMU", "-I" + os.path.join(ROOT, "backends", "cuda"),
                "-I" + os.path.join(ROOT, "backends", "common"), "-I" + os.path.join(ROOT, "tests", "cuda_emu"),
                SOURCES[0], "-o", tmp]
         r = subprocess.run(cmd, capture_output=True, text=True)

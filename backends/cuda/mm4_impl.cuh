@@ -23,7 +23,7 @@
 // adds the bias and converts.
 //
 // This header is compiled by nvcc/hipcc (kernels_mm4.cu) and, for tests, by a host C++ compiler with
-// BNB_CUDA_EMU defined against tests/cuda_emu/cuda_emu.h (a SIMT emulator: CTAs of fibers, warp
+// BNB_MM4_EMU defined against tests/cuda_emu/cuda_emu.h (a SIMT emulator: CTAs of fibers, warp
 // collectives, the mma.sync / cp.async semantics), so the same source runs without a GPU.
 #pragma once
 
@@ -31,7 +31,7 @@
 
 #include <atomic>
 
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
 #include "cuda_emu.h"
 #include "bnb_quant_math.h"
 #define BNB_MM4_MMA 1
@@ -84,7 +84,7 @@ struct Params {
 
 template <class T>
 MM4_DEV T ldg(const T* p) {
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
   return emu::load_global(p);
 #else
   return __ldg(p);
@@ -93,7 +93,7 @@ MM4_DEV T ldg(const T* p) {
 
 template <class T>
 MM4_DEV void stg(T* p, T v) {
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
   emu::store_global(p, v);
 #else
   *p = v;
@@ -103,7 +103,7 @@ MM4_DEV void stg(T* p, T v) {
 // A shared-memory load (the emulator counts these for its bank-conflict check).
 template <class T>
 MM4_DEV T lds(const void* p) {
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
   return emu::load_shared<T>(p);
 #else
   return *reinterpret_cast<const T*>(p);
@@ -115,7 +115,7 @@ template <int D>
 struct Io {
   using T = uint16_t;
   MM4_DEV static float to_f(T v) {
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
     return D == 1 ? bnb::f16_to_f32(v) : bnb::bf16_to_f32(v);
 #else
     if constexpr (D == 1) return __half2float(__ushort_as_half(v));
@@ -123,7 +123,7 @@ struct Io {
 #endif
   }
   MM4_DEV static T from_f(float v) {
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
     return D == 1 ? bnb::f32_to_f16(v) : bnb::f32_to_bf16(v);
 #else
     if constexpr (D == 1) return __half_as_ushort(__float2half_rn(v));
@@ -490,7 +490,7 @@ struct MmaCfg {
 };
 
 #if BNB_MM4_MMA
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
 MM4_DEV void cp_async16(void* smem, const void* gmem, bool valid) { emu::cp_async16(smem, gmem, valid); }
 MM4_DEV void cp_async_commit() { emu::cp_async_commit(); }
 template <int N>
@@ -881,7 +881,7 @@ inline Plan make_plan(int dtype, int64_t M, int64_t N, int64_t K, const Device& 
 
 // ------------------------------------------------------------------------------------------ launch
 
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
 #define BNB_MM4_LAUNCH(KERNEL, GRID, BLOCK, SMEM, STREAM, ...) \
   emu::launch(GRID, BLOCK, SMEM, [=] { KERNEL(__VA_ARGS__); })
 inline int mm4_launch_status() { return 0; }
@@ -950,7 +950,7 @@ inline int launch_plan(const Params& p, const Plan& pl, int device, void* stream
       const dim3 grid((unsigned)pl.gx, pl.gy, (unsigned)pl.splits);
       void (*k)(Params, int64_t) = nullptr;
       int smem = 0;
-#if defined(BNB_CUDA_EMU)
+#if defined(BNB_MM4_EMU)
 #define BNB_MM4_MMA_CASE(BMV, C) \
   case BMV:                      \
     k = mm4_mma_kernel<D, C>;    \

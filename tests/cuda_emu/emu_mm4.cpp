@@ -1,6 +1,6 @@
 // The CUDA fused 4-bit matmul (backends/cuda/mm4_impl.cuh: validation, plan, kernels, launches) built for
 // the SIMT emulator (cuda_emu.h) as a shared library for tests/test_cuda_mm4_emu.py (ctypes).
-#define BNB_CUDA_EMU 1
+#define BNB_MM4_EMU 1
 #include <stdio.h>
 
 #include <cmath>
