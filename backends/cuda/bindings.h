@@ -13,5 +13,6 @@ inline T* ptr(uint64_t p) {
 }
 
 void bind_quant(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 
 }  // namespace bnb_cuda

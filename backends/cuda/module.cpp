@@ -39,4 +39,5 @@ PYBIND11_MODULE(_cuda, m) {
       "Number of devices the runtime sees (0 when there is no driver or device).");
 
   bnb_cuda::bind_quant(m);
+  bnb_cuda::bind_optim(m);
 }
