@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 import torch
 
 from .. import formats
+from . import paged
 
 _WRAP_KEY = "__bnb_optimizer_quant_state__"
 #: state tensors that keep their dtype and shape when a state_dict is loaded (never cast to the param dtype)
@@ -108,7 +109,8 @@ class Optimizer8bit(torch.optim.Optimizer):
         self.optimizer_name = optimizer_name
         self.n_states = n_states
         self.coupled_wd = coupled_wd
-        self.is_paged = is_paged or type(self).__name__.startswith("Paged")  # paged = unpaged, see __init__
+        # paged: state1/state2 in CUDA managed memory (optim/paged.py); on other devices the same as unpaged
+        self.is_paged = is_paged or type(self).__name__.startswith("Paged")
         self.mng = GlobalOptimManager.get_instance()
         #: elements whose gradient was NaN/Inf in the last step (their parameter and state were left unchanged)
         self.last_step_nonfinite = 0
@@ -131,22 +133,35 @@ class Optimizer8bit(torch.optim.Optimizer):
         shape1 = (2, *p.shape) if self.optimizer_name == "ademamix" else p.shape
         if eight_bit:
             nb = formats.num_blocks(p.numel(), formats.OPTIMIZER_BLOCKSIZE)
-            state["state1"] = torch.zeros(shape1, dtype=torch.uint8, device=p.device)
+            state["state1"] = self._state_zeros(shape1, torch.uint8, p)
             state["qmap1"] = formats.table("dynamic", p.device).clone()
             state["absmax1"] = torch.zeros((2, nb) if self.optimizer_name == "ademamix" else (nb,),
                                            dtype=torch.float32, device=p.device)
             if self.n_states == 2:
-                state["state2"] = torch.zeros(p.shape, dtype=torch.uint8, device=p.device)
+                state["state2"] = self._state_zeros(p.shape, torch.uint8, p)
                 state["qmap2"] = formats.table("dynamic_unsigned", p.device).clone()
                 state["absmax2"] = torch.zeros(nb, dtype=torch.float32, device=p.device)
         else:
-            state["state1"] = torch.zeros(shape1, dtype=torch.float32, device=p.device)
+            state["state1"] = self._state_zeros(shape1, torch.float32, p)
             if self.n_states == 2:
-                state["state2"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+                state["state2"] = self._state_zeros(p.shape, torch.float32, p)
         if config["percentile_clipping"] < 100:
             state["gnorm_vec"] = torch.zeros(100, dtype=torch.float32, device=p.device)
         if config["max_unorm"] > 0.0:
             state["unorm_vec"] = torch.zeros(1, dtype=torch.float32, device=p.device)
+
+    def _state_zeros(self, shape, dtype, p: torch.Tensor) -> torch.Tensor:
+        """state1 / state2: managed (paged) memory for paged optimizers on CUDA with parameters of at least
+        paged.PAGED_MIN_NUMEL elements, else ordinary device memory (optim/paged.py)."""
+        if self.is_paged and p.numel() >= paged.PAGED_MIN_NUMEL:
+            return paged.zeros(shape, dtype, p.device)
+        return torch.zeros(shape, dtype=dtype, device=p.device)
+
+    def page_out_state(self) -> None:
+        """Move the paged state of this optimizer to host memory (asynchronously, on the current stream), e.g. to
+        free GPU memory for evaluation; the next step prefetches it back. A no-op for unpaged state."""
+        for st in self.state.values():
+            paged.page_out((st.get("state1"), st.get("state2")))
 
     # ------------------------------------------------------------------------------------------------ step
 
@@ -207,6 +222,8 @@ class Optimizer8bit(torch.optim.Optimizer):
         if config["percentile_clipping"] < 100:
             finite = g if nonfinite == 0 else torch.where(torch.isfinite(g), g, torch.zeros_like(g))
             gnorm_scale = self._gnorm_scale(state, finite, config["percentile_clipping"], step)
+        if self.is_paged:  # managed state: bring its pages to the GPU before the kernel (stream-ordered)
+            paged.prefetch((state["state1"], state.get("state2")))
         if state["state1"].dtype == torch.float32:
             max_unorm = config["max_unorm"]
             param_norm = float(p.detach().float().norm()) if max_unorm > 0.0 else 0.0
@@ -276,7 +293,10 @@ class Optimizer8bit(torch.optim.Optimizer):
         params = [p for g in self.param_groups for p in g["params"]]
         for pid, p in zip(ids, params):
             for key, value in stash.get(pid, {}).items():
-                self.state[p][key] = value.to(device=p.device, copy=True)  # never alias the source
+                if key in ("state1", "state2"):  # paged optimizers page the loaded state too
+                    self.state[p][key] = self._state_zeros(value.shape, value.dtype, p).copy_(value)
+                else:
+                    self.state[p][key] = value.to(device=p.device, copy=True)  # never alias the source
             if "step" in self.state[p]:
                 self.state[p]["step"] = int(self.state[p]["step"])
 
