@@ -114,6 +114,7 @@ class Optimizer8bit(torch.optim.Optimizer):
         self.mng = GlobalOptimManager.get_instance()
         #: elements whose gradient was NaN/Inf in the last step (their parameter and state were left unchanged)
         self.last_step_nonfinite = 0
+        self._pending_nonfinite: list = []  # (g, device fp32 sum of g) of this step on accelerators
         self._warned_nonfinite = False
 
     # ------------------------------------------------------------------------------------------------ config
@@ -172,6 +173,7 @@ class Optimizer8bit(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.last_step_nonfinite = 0
+        self._pending_nonfinite = []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -181,12 +183,29 @@ class Optimizer8bit(torch.optim.Optimizer):
                 if len(self.state[p]) == 0:
                     self.init_state(group, p)
                 self.update_step(group, p)
+        self._settle_nonfinite()
         if self.last_step_nonfinite and not self._warned_nonfinite:
             self._warned_nonfinite = True
             warnings.warn(f"{type(self).__name__}: {self.last_step_nonfinite} gradient elements were NaN/Inf; "
                           "their parameters and states were left unchanged (see last_step_nonfinite)",
                           stacklevel=2)
         return loss
+
+    def _settle_nonfinite(self) -> None:
+        """Counts the NaN/Inf gradient elements of the parameters on accelerators: their fp32 sums were computed
+        on the device during the step (no host read per parameter); one host read per device here, and the exact
+        count only for gradients whose sum is not finite (the kernels never modify g)."""
+        pending, self._pending_nonfinite = self._pending_nonfinite, []
+        by_device: dict = {}
+        for g, s in pending:
+            by_device.setdefault(s.device, []).append((g, s))
+        for items in by_device.values():
+            finite = torch.isfinite(torch.stack([s for _, s in items]))
+            if bool(finite.all()):
+                continue
+            for (g, _), ok in zip(items, finite.tolist()):
+                if not ok:
+                    self.last_step_nonfinite += int((~torch.isfinite(g)).sum())
 
     def _gnorm_scale(self, state: dict, g: torch.Tensor, percentile: float, step: int) -> float:
         """Percentile clipping: scale the gradient down to the given percentile of the last 100 norms."""
@@ -205,9 +224,14 @@ class Optimizer8bit(torch.optim.Optimizer):
         g = p.grad if p.grad.is_contiguous() else p.grad.contiguous()
         if g.dtype != p.dtype:
             g = g.to(p.dtype)
-        # one cheap reduction first: a NaN/Inf element makes the fp32 sum non-finite (the exact count only then)
-        nonfinite = 0 if bool(torch.isfinite(g.sum(dtype=torch.float32))) else int((~torch.isfinite(g)).sum())
-        self.last_step_nonfinite += nonfinite
+        # NaN/Inf gradients (the ops leave those elements unchanged; counted for last_step_nonfinite): one cheap
+        # reduction first, a NaN/Inf element makes the fp32 sum non-finite (the exact count only then). On
+        # accelerators the sums stay on the device until the end of step() (no host read per parameter).
+        if g.device.type == "cpu":
+            if not bool(torch.isfinite(g.sum(dtype=torch.float32))):
+                self.last_step_nonfinite += int((~torch.isfinite(g)).sum())
+        else:
+            self._pending_nonfinite.append((g, g.sum(dtype=torch.float32)))
         betas = config["betas"]
         beta1, beta2 = betas[0], betas[1] if len(betas) > 1 else 0.0
         beta3 = betas[2] if len(betas) > 2 else 0.0
@@ -216,11 +240,11 @@ class Optimizer8bit(torch.optim.Optimizer):
             beta3, alpha = _ademamix_schedule(beta1, beta3, alpha, config["t_beta3"], config["t_alpha"], step)
         wd, lr, eps = config["weight_decay"], config["lr"], config["eps"]
         if self.coupled_wd and wd > 0.0:
-            g = g.add(p, alpha=wd) if nonfinite == 0 else torch.where(torch.isfinite(g), g + wd * p, g)
+            g = g.add(p, alpha=wd)  # a NaN/Inf g stays non-finite, so the op still leaves that element unchanged
             wd = 0.0
         gnorm_scale = 1.0
         if config["percentile_clipping"] < 100:
-            finite = g if nonfinite == 0 else torch.where(torch.isfinite(g), g, torch.zeros_like(g))
+            finite = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
             gnorm_scale = self._gnorm_scale(state, finite, config["percentile_clipping"], step)
         if self.is_paged:  # managed state: bring its pages to the GPU before the kernel (stream-ordered)
             paged.prefetch((state["state1"], state.get("state2")))
