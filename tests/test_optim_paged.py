@@ -58,6 +58,10 @@ class FakeNative:
         self.calls.append(("prefetch", ptr, nbytes, location, device, stream))
         return 0
 
+    def managed_advise_preferred(self, ptr, nbytes, location):
+        self.calls.append(("advise", ptr, nbytes, location))
+        return 0
+
     def error_message(self, status):
         return f"fake error {status}"
 
@@ -96,6 +100,11 @@ def test_zeros_managed_when_the_gpu_has_room(fake):
     moves = [c for c in nat.calls if c[0] == "prefetch"]
     assert moves == [("prefetch", t._bnb_paged.ptr, 1_200_000, 1, 1, 4242),
                      ("prefetch", t._bnb_paged.ptr, 1_200_000, -1, 1, 4242)]
+    for where, code in (("host", -1), ("device", 1), (None, -2)):
+        paged.advise([t, torch.zeros(2)], where)
+        assert nat.calls[-1] == ("advise", t._bnb_paged.ptr, 1_200_000, code)
+    with pytest.raises(ValueError, match="location"):
+        paged.advise([t], "gpu")
 
 
 def test_zeros_never_asks_for_more_managed_memory_than_free(fake):
@@ -140,7 +149,8 @@ def test_zeros_without_concurrent_access_skips_prefetch(fake):
     assert paged.is_paged(t) and not t._bnb_paged.concurrent
     paged.prefetch([t])
     paged.page_out([t])
-    assert not [c for c in fake["native"].calls if c[0] == "prefetch"]
+    paged.advise([t], "host")
+    assert not [c for c in fake["native"].calls if c[0] in ("prefetch", "advise")]
 
 
 def test_zeros_allocation_failure_is_a_clear_error(fake):
@@ -178,7 +188,7 @@ def test_paged_on_cpu_is_its_unpaged_twin(paged_cls, cls):
     for k, v in o2.state[p2].items():
         v1 = o1.state[p1][k]
         assert (v1 == v) if k == "step" else (torch.equal(v1, v) and not paged.is_paged(v1))
-    o1.page_out_state()  # no paged state on CPU: a no-op
+    o1.page_out_state(prefer_host=True)  # no paged state on CPU: a no-op
 
 
 @pytest.mark.parametrize("src_cls,dst_cls", [(O.PagedAdamW8bit, O.AdamW8bit), (O.AdamW8bit, O.PagedAdamW8bit),
@@ -260,7 +270,7 @@ def test_gpu_paged_optimizer_matches_unpaged_and_pages_out():
             o1.step()
             o2.step()
             if i == 1:
-                o1.page_out_state()
+                o1.page_out_state(prefer_host=True)
     assert paged.is_paged(o1.state[p1]["state1"]) and paged.is_paged(o1.state[p1]["state2"])
     assert torch.equal(p1, p2)
     sd = o1.state_dict()

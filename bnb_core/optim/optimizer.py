@@ -158,11 +158,15 @@ class Optimizer8bit(torch.optim.Optimizer):
             return paged.zeros(shape, dtype, p.device)
         return torch.zeros(shape, dtype=dtype, device=p.device)
 
-    def page_out_state(self) -> None:
+    def page_out_state(self, prefer_host: bool = False) -> None:
         """Move the paged state of this optimizer to host memory (asynchronously, on the current stream), e.g. to
-        free GPU memory for evaluation; the next step prefetches it back. A no-op for unpaged state."""
+        free GPU memory for evaluation; the next step prefetches it back. ``prefer_host=True`` also makes the host
+        its preferred location (cudaMemAdvise: under GPU memory pressure its pages leave first); ``False`` clears
+        that preference. A no-op for unpaged state."""
         for st in self.state.values():
-            paged.page_out((st.get("state1"), st.get("state2")))
+            tensors = (st.get("state1"), st.get("state2"))
+            paged.advise(tensors, "host" if prefer_host else None)
+            paged.page_out(tensors)
 
     # ------------------------------------------------------------------------------------------------ step
 

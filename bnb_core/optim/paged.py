@@ -3,8 +3,9 @@
 On CUDA the two large state tensors (``state1``, ``state2``) of a parameter with at least ``PAGED_MIN_NUMEL``
 elements (as bitsandbytes) live in CUDA managed memory (``bnb_core._cuda.managed_alloc``: cudaMallocManaged). The
 driver evicts their pages to host memory when the GPU runs short and brings them back on access; before each step
-the optimizer prefetches them to the GPU on the current stream (``prefetch``, asynchronous, no synchronization), and
-``page_out`` moves them to host memory on request (e.g. around evaluation). Every other state tensor, and every
+the optimizer prefetches them to the GPU on the current stream (``prefetch``, asynchronous, no synchronization),
+``page_out`` moves them to host memory on request (e.g. around evaluation) and ``advise`` sets their preferred
+location (cudaMemAdvise). Every other state tensor, and every
 state on other devices, is ordinary device memory: there paged optimizers behave exactly as their unpaged twins.
 
 Allocation decision (``decide``), per tensor, from the free memory of the GPU (cudaMemGetInfo) and the memory
@@ -157,15 +158,32 @@ def is_paged(t: Optional[torch.Tensor]) -> bool:
     return t is not None and getattr(t, "_bnb_paged", None) is not None
 
 
-def _move(tensors: Iterable[Optional[torch.Tensor]], to_host: bool) -> None:
-    mod = None
+def _paged_infos(tensors: Iterable[Optional[torch.Tensor]]):
     for t in tensors:
         info = getattr(t, "_bnb_paged", None) if t is not None else None
-        if info is None or not info.concurrent:  # without concurrent access the driver moves pages at launch
-            continue
+        if info is not None and info.concurrent:  # without concurrent access the driver moves pages at launch
+            yield info
+
+
+def _move(tensors: Iterable[Optional[torch.Tensor]], to_host: bool) -> None:
+    mod = None
+    for info in _paged_infos(tensors):
         mod = mod or _native()
         _check(mod, mod.managed_prefetch(info.ptr, info.nbytes, -1 if to_host else info.device, info.device,
                                          _stream(info.device)))
+
+
+def advise(tensors: Iterable[Optional[torch.Tensor]], location: Optional[str]) -> None:
+    """Preferred location of paged tensors (cudaMemAdvise): "host" (under memory pressure their pages leave the GPU
+    first; prefetch still brings them in for each step), "device" (their GPU), or None (no preference, the
+    default)."""
+    if location not in ("host", "device", None):
+        raise ValueError(f"location must be 'host', 'device' or None, got {location!r}")
+    mod = None
+    for info in _paged_infos(tensors):
+        mod = mod or _native()
+        where = {"host": -1, "device": info.device, None: -2}[location]
+        _check(mod, mod.managed_advise_preferred(info.ptr, info.nbytes, where))
 
 
 def prefetch(tensors: Iterable[Optional[torch.Tensor]]) -> None:
@@ -178,4 +196,4 @@ def page_out(tensors: Iterable[Optional[torch.Tensor]]) -> None:
     _move(tensors, to_host=True)
 
 
-__all__ = ["PAGED_MIN_NUMEL", "GRANULE", "PagedInfo", "decide", "zeros", "is_paged", "prefetch", "page_out"]
+__all__ = ["PAGED_MIN_NUMEL", "GRANULE", "PagedInfo", "decide", "zeros", "is_paged", "prefetch", "page_out", "advise"]
