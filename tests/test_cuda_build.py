@@ -63,6 +63,48 @@ P = 1 << 20  # a non-null fake pointer: validation must reject bad arguments bef
         (lambda m: m.dequantize_4bit(0, 0, 0, P, -5, P, 64, 0, P), 4),        # negative size
         (lambda m: m.quantize_blockwise(0, 0, 0, P, 100, P, 8, P, P), 5),     # 8-bit blocksize below 16
         (lambda m: m.dequantize_blockwise(0, 0, 1, P, 100, P, P, 256, 0), 1),  # null output
+        # optimizer_update_32bit(device, stream, name, dtype, g, p, n, s1, s2, unorm, max_unorm, param_norm,
+        #   b1, b2, b3, alpha, eps, wd, step, lr, gnorm_scale, skip_zeros, workspace, workspace_len)
+        (lambda m: m.optimizer_update_32bit(0, 0, 8, 0, P, P, 100, P, P, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,
+                                            1.0, False, 0, 0), 20),  # optimizer name
+        (lambda m: m.optimizer_update_32bit(0, 0, 0, 3, P, P, 100, P, P, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,
+                                            1.0, False, 0, 0), 2),  # dtype
+        (lambda m: m.optimizer_update_32bit(0, 0, 0, 0, P, P, -1, P, P, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,
+                                            1.0, False, 0, 0), 4),  # negative size
+        (lambda m: m.optimizer_update_32bit(0, 0, 0, 0, P, P, 100, P, P, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 0, 1e-3,
+                                            1.0, False, 0, 0), 4),  # step 0
+        (lambda m: m.optimizer_update_32bit(-1, 0, 0, 0, P, P, 100, P, P, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,
+                                            1.0, False, 0, 0), 7),  # device
+        (lambda m: m.optimizer_update_32bit(0, 0, 0, 0, P, P, 100, P, 0, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,
+                                            1.0, False, 0, 0), 1),  # adam without state2
+        (lambda m: m.optimizer_update_32bit(0, 0, 5, 0, P, P, 100, P, P, 0, 1.0, 1.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,
+                                            1.0, False, P, 1), 1),  # max_unorm > 0 without unorm_vec
+        (lambda m: m.optimizer_update_32bit(0, 0, 5, 0, P, P, 100, P, P, P, 1.0, 1.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,
+                                            1.0, False, 0, 1), 1),  # ... without workspace
+        (lambda m: m.optimizer_update_32bit(0, 0, 5, 0, P, P, 10**6, P, P, P, 1.0, 1.0, .9, .99, 0, 0, 1e-8, 0, 1,
+                                            1e-3, 1.0, False, P, 1), 6),  # workspace too small (needs 977)
+        # optimizer_update_8bit_blockwise(device, stream, name, dtype, g, p, n, s1, s2, b1, b2, b3, alpha, eps,
+        #   step, lr, qmap1, qmap2, absmax1, absmax2, wd, gnorm_scale, skip_zeros)
+        (lambda m: m.optimizer_update_8bit_blockwise(0, 0, -1, 0, P, P, 100, P, P, .9, .99, 0, 0, 1e-8, 1, 1e-3, P, P,
+                                                     P, P, 0, 1.0, False), 20),  # optimizer name
+        (lambda m: m.optimizer_update_8bit_blockwise(0, 0, 0, 7, P, P, 100, P, P, .9, .99, 0, 0, 1e-8, 1, 1e-3, P, P,
+                                                     P, P, 0, 1.0, False), 2),  # dtype
+        (lambda m: m.optimizer_update_8bit_blockwise(0, 0, 0, 0, P, P, 100, P, P, .9, .99, 0, 0, 1e-8, 0, 1e-3, P, P,
+                                                     P, P, 0, 1.0, False), 4),  # step 0
+        (lambda m: m.optimizer_update_8bit_blockwise(0, 0, 7, 0, P, P, 100, P, P, .9, .99, 0, 0, 1e-8, 1, 1e-3, P, 0,
+                                                     P, P, 0, 1.0, False), 1),  # ademamix without qmap2
+        (lambda m: m.optimizer_update_8bit_blockwise(0, 0, 1, 0, P, P, 100, P, 0, .9, .99, 0, 0, 1e-8, 1, 1e-3, 0, 0,
+                                                     P, 0, 0, 1.0, False), 1),  # momentum without qmap1
+        (lambda m: m.optimizer_update_8bit_blockwise(-3, 0, 1, 0, P, P, 100, P, 0, .9, .99, 0, 0, 1e-8, 1, 1e-3, P, 0,
+                                                     P, 0, 0, 1.0, False), 7),  # device
+        # managed memory (paged optimizers)
+        (lambda m: m.managed_alloc(0, 0)[0], 4),                   # zero bytes
+        (lambda m: m.managed_alloc(-1, 4096)[0], 7),               # device
+        (lambda m: m.mem_get_info(-1)[0], 7),
+        (lambda m: m.managed_caps(-2)[0], 7),
+        (lambda m: m.managed_prefetch(0, 4096, 0, 0, 0), 1),       # null pointer
+        (lambda m: m.managed_prefetch(P, 4096, -2, 0, 0), 7),      # location
+        (lambda m: m.managed_advise_preferred(P, 4096, -3), 7),
     ],
 )
 def test_bad_arguments_return_status(mod, call, status):
@@ -74,6 +116,20 @@ def test_bad_arguments_return_status(mod, call, status):
 def test_empty_input_is_a_no_op(mod):
     assert mod.quantize_4bit(0, 0, 2, 0, 0, 64, 0, 0, 0, 0) == 0
     assert mod.dequantize_blockwise(0, 0, 0, 0, 0, 0, 0, 256, 0) == 0
+    assert mod.optimizer_update_8bit_blockwise(0, 0, 0, 0, 0, 0, 0, 0, 0, .9, .99, 0, 0, 1e-8, 1, 1e-3, 0, 0, 0, 0, 0,
+                                               1.0, False) == 0
+    assert mod.optimizer_update_32bit(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3, 1.0,
+                                      False, 0, 0) == 0
+    assert mod.managed_prefetch(P, 0, 0, 0, 0) == 0
+    assert mod.optimizer_32bit_workspace_len(0) == 0
+
+
+def test_optimizer_workspace_len(mod):
+    """One fp64 partial per CTA of 256 threads x 4 elements, at most 1024 (independent of the device)."""
+    assert mod.optimizer_32bit_workspace_len(1) == 1
+    assert mod.optimizer_32bit_workspace_len(1024) == 1
+    assert mod.optimizer_32bit_workspace_len(1025) == 2
+    assert mod.optimizer_32bit_workspace_len(1 << 40) == 1024
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
@@ -83,3 +139,22 @@ def test_launch_without_gpu_reports_cuda_error(mod):
     msg = mod.error_message(s)
     assert "CUDA error" in msg and "cuda" in msg.lower()
     assert mod.last_cuda_error() != 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+@pytest.mark.parametrize("call", [
+    lambda m: m.optimizer_update_8bit_blockwise(0, 0, 0, 2, P, P, 1000, P, P, .9, .99, 0, 0, 1e-8, 1, 1e-3, P, P, P, P,
+                                                0, 1.0, False),
+    lambda m: m.optimizer_update_32bit(0, 0, 5, 0, P, P, 1000, P, P, P, 1.0, 1.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3, 1.0,
+                                       False, P, 1),
+    lambda m: m.optimizer_update_32bit(0, 0, 5, 0, 0, 0, 0, 0, 0, P, 1.0, 1.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3, 1.0,
+                                       False, 0, 0),  # empty with a norm: writes unorm_vec = 0 on the device
+    lambda m: m.managed_alloc(0, 4096)[0],
+    lambda m: m.mem_get_info(0)[0],
+    lambda m: m.managed_caps(0)[0],
+    lambda m: m.managed_prefetch(P, 4096, 0, 0, 0),
+])
+def test_optimizer_and_paging_without_gpu_report_cuda_error(mod, call):
+    s = call(mod)
+    assert s == 100, mod.error_message(s)
+    assert "CUDA error" in mod.error_message(s)

@@ -181,3 +181,32 @@ def test_8bit_adam_state_is_about_2_bytes_per_parameter():
     opt32.step()
     st32 = opt32.state[p]
     assert (st32["state1"].numel() * 4 + st32["state2"].numel() * 4) / p.numel() == 8
+
+
+@pytest.mark.parametrize("cls,kw", [(O.SGD, dict(lr=1e-2, momentum=0.9, weight_decay=0.1)),
+                                    (O.Adam8bit, dict(lr=1e-2, weight_decay=0.1, percentile_clipping=90))])
+def test_nonfinite_gradient_with_coupled_decay_and_clipping(cls, kw):
+    """Coupled weight decay (g + wd * p) and percentile clipping keep the NaN/Inf policy: the element is unchanged."""
+    p = torch.nn.Parameter(torch.randn(5000))
+    before = p.detach().clone()
+    opt = cls([p], min_8bit_size=1000, **kw)
+    for _ in range(2):
+        p.grad = torch.randn(5000)
+        p.grad[11] = float("-inf")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            opt.step()
+        assert opt.last_step_nonfinite == 1
+    assert p[11] == before[11] and bool(torch.isfinite(p).all())
+
+
+def test_nonfinite_count_deferred_on_accelerators():
+    """On accelerators update_step leaves (g, device sum of g) for the end of step(): one host read per device, the
+    exact count only for gradients whose sum is not finite (exercised here with CPU tensors)."""
+    opt = O.Adam([torch.nn.Parameter(torch.zeros(3))])
+    clean, dirty = torch.randn(100), torch.randn(100)
+    dirty[[3, 50, 99]] = torch.tensor([float("nan"), float("inf"), float("-inf")])
+    opt.last_step_nonfinite = 0
+    opt._pending_nonfinite = [(g, g.sum(dtype=torch.float32)) for g in (clean, dirty, dirty)]
+    opt._settle_nonfinite()
+    assert opt.last_step_nonfinite == 6 and opt._pending_nonfinite == []

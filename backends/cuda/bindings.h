@@ -15,5 +15,6 @@ inline T* ptr(uint64_t p) {
 void bind_quant(pybind11::module_& m);
 void bind_int8(pybind11::module_& m);
 void bind_mm4(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 
 }  // namespace bnb_cuda

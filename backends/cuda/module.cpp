@@ -49,4 +49,5 @@ PYBIND11_MODULE(_cuda, m) {
   bnb_cuda::bind_quant(m);
   bnb_cuda::bind_int8(m);
   bnb_cuda::bind_mm4(m);
+  bnb_cuda::bind_optim(m);
 }

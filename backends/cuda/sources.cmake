@@ -5,6 +5,7 @@
 set(BNB_CUDA_KERNEL_SOURCES
   kernels_quant.cu     # blockwise 8-bit and 4-bit (de)quantization
   kernels_mm4.cu       # fused 4-bit matmul (gemv_4bit / gemm_4bit)
+  kernels_optim.cu     # optimizer updates (32-bit state, fused blockwise 8-bit state)
   kernels_int8.cu      # LLM.int8(): row/column quantization with outliers, int8 tensor-core matmul, dequant
 )
 # Host sources (bindings). One line per kernel family.
@@ -13,4 +14,5 @@ set(BNB_CUDA_HOST_SOURCES
   bind_quant.cpp
   bind_int8.cpp
   bind_mm4.cpp
+  bind_optim.cpp paged_memory.cpp
 )

@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 
 from .. import formats, registry
+from .._ops import OPTIMIZER_NAMES, TWO_STATE_OPTIMIZERS
 
 NAME = "cuda-native"
 DEVICE = "cuda"
@@ -396,6 +397,57 @@ def gemm_4bit(A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bi
     _matmul_4bit(A, B, shapeB, absmax, blocksize, None, _QUANT[quant_type], bias, absmax_8bit, absmax_code,
                  absmax_offset, out)
     return out
+# ------------------------------------------------------------------------------------ optimizers
+
+# the native kernels number the update rules in the order of _ops.OPTIMIZER_NAMES (enum optim::Name)
+_OPTIM = {name: i for i, name in enumerate(OPTIMIZER_NAMES)}
+_F64 = torch.float64
+
+
+def _optr(t) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def _optim_contiguous(*tensors) -> bool:
+    return all(t is None or t.is_contiguous() for t in tensors)
+
+
+def optimizer_update_32bit(optimizer_name, g, p, state1, state2, unorm_vec, max_unorm, param_norm, beta1, beta2,
+                           beta3, alpha, eps, weight_decay, step, lr, gnorm_scale, skip_zeros=False):
+    n, d = p.numel(), _dev(p)
+    uv, ws, ws_len = None, None, 0
+    if max_unorm > 0.0:  # trust ratio: per-CTA partial norms in a workspace (no allocation in native code)
+        uv = unorm_vec
+        ws_len = _mod.optimizer_32bit_workspace_len(n)
+        ws = torch.empty(ws_len, dtype=_F64, device=p.device) if ws_len else None
+    _check(_mod.optimizer_update_32bit(
+        d, _raw_stream(d), _OPTIM[optimizer_name], _DTYPE[p.dtype], g.data_ptr(), p.data_ptr(), n, state1.data_ptr(),
+        _optr(state2), _optr(uv), max_unorm, param_norm, beta1, beta2, beta3, alpha, eps, weight_decay, step, lr,
+        gnorm_scale, skip_zeros, _optr(ws), ws_len))
+
+
+def _supports_32bit(optimizer_name, g, p, state1, state2, unorm_vec, max_unorm, *args, **kwargs) -> bool:
+    return _optim_contiguous(g, p, state1, state2, unorm_vec if max_unorm > 0.0 else None)
+
+
+def optimizer_update_8bit_blockwise(optimizer_name, g, p, state1, state2, beta1, beta2, beta3, alpha, eps, step, lr,
+                                    qmap1, qmap2, absmax1, absmax2, weight_decay, gnorm_scale, skip_zeros=False):
+    d = _dev(p)
+    q1 = qmap1.contiguous()
+    two = optimizer_name in TWO_STATE_OPTIMIZERS
+    q2 = qmap2.contiguous() if two else None
+    _check(_mod.optimizer_update_8bit_blockwise(
+        d, _raw_stream(d), _OPTIM[optimizer_name], _DTYPE[p.dtype], g.data_ptr(), p.data_ptr(), p.numel(),
+        state1.data_ptr(), _optr(state2) if two else 0, beta1, beta2, beta3, alpha, eps, step, lr, q1.data_ptr(),
+        _optr(q2), absmax1.data_ptr(), _optr(absmax2) if two else 0, weight_decay, gnorm_scale, skip_zeros))
+
+
+def _supports_8bit(optimizer_name, g, p, state1, state2, beta1, beta2, beta3, alpha, eps, step, lr, qmap1, qmap2,
+                   absmax1, absmax2, *args, **kwargs) -> bool:
+    # a one-state rule given a state2 re-quantizes that state in the reference: left to the reference
+    if state2 is not None and optimizer_name not in TWO_STATE_OPTIMIZERS:
+        return False
+    return _optim_contiguous(g, p, state1, state2, absmax1, absmax2 if state2 is not None else None)
 
 
 # ------------------------------------------------------------------------------------ registration
@@ -418,6 +470,9 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "gemv_4bit": (gemv_4bit, None),
     "gemv_4bit.out": (gemv_4bit_out, _out_contiguous),
     "gemm_4bit": (gemm_4bit, None),
+    # in-place updates: states / absmax written through their data pointers (non-contiguous ones -> reference)
+    "optimizer_update_32bit": (optimizer_update_32bit, _supports_32bit),
+    "optimizer_update_8bit_blockwise": (optimizer_update_8bit_blockwise, _supports_8bit),
 }
 
 #: ops whose kernels (the same sources and host entry points as the nvcc build) run on CPU in CI through the

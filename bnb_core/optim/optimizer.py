@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 import torch
 
 from .. import formats
+from . import paged
 
 _WRAP_KEY = "__bnb_optimizer_quant_state__"
 #: state tensors that keep their dtype and shape when a state_dict is loaded (never cast to the param dtype)
@@ -108,10 +109,12 @@ class Optimizer8bit(torch.optim.Optimizer):
         self.optimizer_name = optimizer_name
         self.n_states = n_states
         self.coupled_wd = coupled_wd
-        self.is_paged = is_paged or type(self).__name__.startswith("Paged")  # paged = unpaged, see __init__
+        # paged: state1/state2 in CUDA managed memory (optim/paged.py); on other devices the same as unpaged
+        self.is_paged = is_paged or type(self).__name__.startswith("Paged")
         self.mng = GlobalOptimManager.get_instance()
         #: elements whose gradient was NaN/Inf in the last step (their parameter and state were left unchanged)
         self.last_step_nonfinite = 0
+        self._pending_nonfinite: list = []  # (g, device fp32 sum of g) of this step on accelerators
         self._warned_nonfinite = False
 
     # ------------------------------------------------------------------------------------------------ config
@@ -131,22 +134,39 @@ class Optimizer8bit(torch.optim.Optimizer):
         shape1 = (2, *p.shape) if self.optimizer_name == "ademamix" else p.shape
         if eight_bit:
             nb = formats.num_blocks(p.numel(), formats.OPTIMIZER_BLOCKSIZE)
-            state["state1"] = torch.zeros(shape1, dtype=torch.uint8, device=p.device)
+            state["state1"] = self._state_zeros(shape1, torch.uint8, p)
             state["qmap1"] = formats.table("dynamic", p.device).clone()
             state["absmax1"] = torch.zeros((2, nb) if self.optimizer_name == "ademamix" else (nb,),
                                            dtype=torch.float32, device=p.device)
             if self.n_states == 2:
-                state["state2"] = torch.zeros(p.shape, dtype=torch.uint8, device=p.device)
+                state["state2"] = self._state_zeros(p.shape, torch.uint8, p)
                 state["qmap2"] = formats.table("dynamic_unsigned", p.device).clone()
                 state["absmax2"] = torch.zeros(nb, dtype=torch.float32, device=p.device)
         else:
-            state["state1"] = torch.zeros(shape1, dtype=torch.float32, device=p.device)
+            state["state1"] = self._state_zeros(shape1, torch.float32, p)
             if self.n_states == 2:
-                state["state2"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+                state["state2"] = self._state_zeros(p.shape, torch.float32, p)
         if config["percentile_clipping"] < 100:
             state["gnorm_vec"] = torch.zeros(100, dtype=torch.float32, device=p.device)
         if config["max_unorm"] > 0.0:
             state["unorm_vec"] = torch.zeros(1, dtype=torch.float32, device=p.device)
+
+    def _state_zeros(self, shape, dtype, p: torch.Tensor) -> torch.Tensor:
+        """state1 / state2: managed (paged) memory for paged optimizers on CUDA with parameters of at least
+        paged.PAGED_MIN_NUMEL elements, else ordinary device memory (optim/paged.py)."""
+        if self.is_paged and p.numel() >= paged.PAGED_MIN_NUMEL:
+            return paged.zeros(shape, dtype, p.device)
+        return torch.zeros(shape, dtype=dtype, device=p.device)
+
+    def page_out_state(self, prefer_host: bool = False) -> None:
+        """Move the paged state of this optimizer to host memory (asynchronously, on the current stream), e.g. to
+        free GPU memory for evaluation; the next step prefetches it back. ``prefer_host=True`` also makes the host
+        its preferred location (cudaMemAdvise: under GPU memory pressure its pages leave first); ``False`` clears
+        that preference. A no-op for unpaged state."""
+        for st in self.state.values():
+            tensors = (st.get("state1"), st.get("state2"))
+            paged.advise(tensors, "host" if prefer_host else None)
+            paged.page_out(tensors)
 
     # ------------------------------------------------------------------------------------------------ step
 
@@ -157,6 +177,7 @@ class Optimizer8bit(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.last_step_nonfinite = 0
+        self._pending_nonfinite = []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -166,12 +187,29 @@ class Optimizer8bit(torch.optim.Optimizer):
                 if len(self.state[p]) == 0:
                     self.init_state(group, p)
                 self.update_step(group, p)
+        self._settle_nonfinite()
         if self.last_step_nonfinite and not self._warned_nonfinite:
             self._warned_nonfinite = True
             warnings.warn(f"{type(self).__name__}: {self.last_step_nonfinite} gradient elements were NaN/Inf; "
                           "their parameters and states were left unchanged (see last_step_nonfinite)",
                           stacklevel=2)
         return loss
+
+    def _settle_nonfinite(self) -> None:
+        """Counts the NaN/Inf gradient elements of the parameters on accelerators: their fp32 sums were computed
+        on the device during the step (no host read per parameter); one host read per device here, and the exact
+        count only for gradients whose sum is not finite (the kernels never modify g)."""
+        pending, self._pending_nonfinite = self._pending_nonfinite, []
+        by_device: dict = {}
+        for g, s in pending:
+            by_device.setdefault(s.device, []).append((g, s))
+        for items in by_device.values():
+            finite = torch.isfinite(torch.stack([s for _, s in items]))
+            if bool(finite.all()):
+                continue
+            for (g, _), ok in zip(items, finite.tolist()):
+                if not ok:
+                    self.last_step_nonfinite += int((~torch.isfinite(g)).sum())
 
     def _gnorm_scale(self, state: dict, g: torch.Tensor, percentile: float, step: int) -> float:
         """Percentile clipping: scale the gradient down to the given percentile of the last 100 norms."""
@@ -190,9 +228,14 @@ class Optimizer8bit(torch.optim.Optimizer):
         g = p.grad if p.grad.is_contiguous() else p.grad.contiguous()
         if g.dtype != p.dtype:
             g = g.to(p.dtype)
-        # one cheap reduction first: a NaN/Inf element makes the fp32 sum non-finite (the exact count only then)
-        nonfinite = 0 if bool(torch.isfinite(g.sum(dtype=torch.float32))) else int((~torch.isfinite(g)).sum())
-        self.last_step_nonfinite += nonfinite
+        # NaN/Inf gradients (the ops leave those elements unchanged; counted for last_step_nonfinite): one cheap
+        # reduction first, a NaN/Inf element makes the fp32 sum non-finite (the exact count only then). On
+        # accelerators the sums stay on the device until the end of step() (no host read per parameter).
+        if g.device.type == "cpu":
+            if not bool(torch.isfinite(g.sum(dtype=torch.float32))):
+                self.last_step_nonfinite += int((~torch.isfinite(g)).sum())
+        else:
+            self._pending_nonfinite.append((g, g.sum(dtype=torch.float32)))
         betas = config["betas"]
         beta1, beta2 = betas[0], betas[1] if len(betas) > 1 else 0.0
         beta3 = betas[2] if len(betas) > 2 else 0.0
@@ -201,12 +244,14 @@ class Optimizer8bit(torch.optim.Optimizer):
             beta3, alpha = _ademamix_schedule(beta1, beta3, alpha, config["t_beta3"], config["t_alpha"], step)
         wd, lr, eps = config["weight_decay"], config["lr"], config["eps"]
         if self.coupled_wd and wd > 0.0:
-            g = g.add(p, alpha=wd) if nonfinite == 0 else torch.where(torch.isfinite(g), g + wd * p, g)
+            g = g.add(p, alpha=wd)  # a NaN/Inf g stays non-finite, so the op still leaves that element unchanged
             wd = 0.0
         gnorm_scale = 1.0
         if config["percentile_clipping"] < 100:
-            finite = g if nonfinite == 0 else torch.where(torch.isfinite(g), g, torch.zeros_like(g))
+            finite = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
             gnorm_scale = self._gnorm_scale(state, finite, config["percentile_clipping"], step)
+        if self.is_paged:  # managed state: bring its pages to the GPU before the kernel (stream-ordered)
+            paged.prefetch((state["state1"], state.get("state2")))
         if state["state1"].dtype == torch.float32:
             max_unorm = config["max_unorm"]
             param_norm = float(p.detach().float().norm()) if max_unorm > 0.0 else 0.0
@@ -276,7 +321,10 @@ class Optimizer8bit(torch.optim.Optimizer):
         params = [p for g in self.param_groups for p in g["params"]]
         for pid, p in zip(ids, params):
             for key, value in stash.get(pid, {}).items():
-                self.state[p][key] = value.to(device=p.device, copy=True)  # never alias the source
+                if key in ("state1", "state2"):  # paged optimizers page the loaded state too
+                    self.state[p][key] = self._state_zeros(value.shape, value.dtype, p).copy_(value)
+                else:
+                    self.state[p][key] = value.to(device=p.device, copy=True)  # never alias the source
             if "step" in self.state[p]:
                 self.state[p]["step"] = int(self.state[p]["step"])
 

@@ -1,6 +1,6 @@
 """The optimizer classes. Each is an Optimizer8bit with its update rule, number of states and default bits;
-see optimizer.py for the mechanics. Paged variants behave as their unpaged twins on every device in this
-version (no CUDA managed-memory paging yet)."""
+see optimizer.py for the mechanics. Paged variants keep their large states in CUDA managed memory on CUDA
+(optim/paged.py); on every other device they behave exactly as their unpaged twins."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import torch
 
 from .optimizer import Optimizer8bit
 
-_PAGED_NOTE = " Paged: in this version it behaves exactly as the unpaged optimizer (state in device memory)."
+_PAGED_NOTE = (
+    " Paged: on CUDA the two state tensors of parameters with at least 100k elements live in CUDA managed memory "
+    "(evicted to host memory under GPU memory pressure, prefetched before each step; see bnb_core.optim.paged). "
+    "On every other device it behaves exactly as the unpaged optimizer (state in ordinary device memory)."
+)
 
 
 class _Adam(Optimizer8bit):
