@@ -75,6 +75,7 @@
 #define cudaErrorMemoryAllocation hipErrorOutOfMemory
 #define cudaErrorInitializationError hipErrorNotInitialized
 #define cudaErrorInsufficientDriver hipErrorInsufficientDriver
+#define cudaErrorCudartUnloading hipErrorDeinitialized  // runtime shutting down (process teardown)
 #define cudaErrorNoDevice hipErrorNoDevice
 #define cudaErrorInvalidDevice hipErrorInvalidDevice
 #define cudaErrorInvalidDevicePointer hipErrorInvalidDevicePointer
