@@ -31,6 +31,7 @@ export BNB_CORE_EXAMPLE_BACKEND_PATH="$EXAMPLE_DIR" BNB_CORE_REQUIRE_EXAMPLE_BAC
 # intel-sycl-rt / intel-opencl-rt wheels on x86-64 Linux, so require that test to run there, not skip.
 if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
   export BNB_CORE_REQUIRE_SYCL=1
+fi
 # The HIP build of the CUDA sources is a compile check (tests/test_hip_build.py builds it for gfx90a and gfx1030
 # in build/hip-ci): install Debian's hipcc when missing and we can, and then require that test to run, not skip.
 if ! command -v hipcc >/dev/null && [ ! -x "${ROCM_PATH:-/opt/rocm}/bin/hipcc" ]; then
