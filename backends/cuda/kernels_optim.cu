@@ -137,7 +137,7 @@ __device__ __forceinline__ double block_sum(double v, double* sh) {
 // ------------------------------------------------------------------------------------ 32-bit kernels
 
 template <int D, int NAME>
-__global__ void __launch_bounds__(kThreads32) optim32_norm_kernel(Args32 a, double* __restrict__ partials) {
+__global__ void __launch_bounds__(kThreads32, 4) optim32_norm_kernel(Args32 a, double* __restrict__ partials) {
   __shared__ double sh[kThreads32 / kWarp];
   const int64_t ng = groups32(a.n);
   double acc = 0.0;
@@ -172,7 +172,8 @@ __global__ void __launch_bounds__(kThreads32) optim32_kernel(Args32 a, const dou
 // ------------------------------------------------------------------------------------ 8-bit kernel
 
 template <int D, int NAME>
-__global__ void __launch_bounds__(kThreads8, 2) optim8_kernel(Args8 a) {
+// 3 CTAs (24 warps) per SM: <= 80 registers; ademamix (a third state) gets 2 CTAs, i.e. up to 128, and does not spill
+__global__ void __launch_bounds__(kThreads8, NAME == kAdemamix ? 2 : 3) optim8_kernel(Args8 a) {
   constexpr bool kTwo = NAME == kAdam || NAME == kLamb || NAME == kAdemamix;
   __shared__ QTable t1;
   __shared__ QTable t2;

@@ -358,6 +358,7 @@ BNB_OHD int code_search(float y, const float* eyt) {
 
 BNB_OHD int code_count(float y, const float* eyt) {
   int c = 0;
+#pragma unroll 1
   for (int i = 0; i < 255; ++i) c += (y > eyt[i]) ? 1 : 0;
   return c;
 }

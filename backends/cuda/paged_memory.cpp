@@ -16,7 +16,7 @@ class HostDeviceGuard {
   }
   ~HostDeviceGuard() {
     int cur = -1;
-    if (prev_ >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != prev_) cudaSetDevice(prev_);
+    if (prev_ >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != prev_) (void)cudaSetDevice(prev_);
   }
   cudaError_t error() const { return err_; }
 
@@ -43,7 +43,7 @@ int to_location(int location) { return location < 0 ? cudaCpuDeviceId : location
 // report it again (a failed allocation or prefetch is not a broken context).
 int fail(cudaError_t e) {
   if (e == cudaSuccess) return kOk;
-  cudaGetLastError();
+  (void)cudaGetLastError();
   return record_cuda_error(e);
 }
 
@@ -87,9 +87,7 @@ int managed_alloc(int device, uint64_t nbytes, void** out) {
 
 int managed_free(void* ptr) {
   if (!ptr) return kOk;
-  const cudaError_t e = cudaFree(ptr);
-  if (e == cudaErrorCudartUnloading) return kOk;  // process teardown: the driver reclaims the memory
-  return fail(e);
+  return fail(cudaFree(ptr));  // at process teardown (runtime unloading) the driver reclaims the memory anyway
 }
 
 int managed_prefetch(void* ptr, uint64_t nbytes, int location, int device, void* stream) {

@@ -25,7 +25,8 @@ int managed_caps(int device, int* managed, int* concurrent);
 
 // cudaMallocManaged(nbytes, cudaMemAttachGlobal) with `device` current; nbytes > 0.
 int managed_alloc(int device, uint64_t nbytes, void** out);
-// cudaFree (errors ignored after the CUDA runtime shut down); null is a no-op.
+// cudaFree; null is a no-op. (ManagedBuffer's destructor ignores the status: at process teardown the runtime may
+// already be unloading, and the driver reclaims the memory.)
 int managed_free(void* ptr);
 
 // Location: a device index >= 0, or -1 for host memory.
