@@ -22,6 +22,15 @@ from typing import Optional
 import torch
 
 from .. import formats, registry
+from ._glue import (  # noqa: F401 (shared glue, see _glue.py)
+    DTYPE as _DTYPE,
+    QUANT as _QUANT,
+    nblocks as _nblocks,
+    out_contiguous as _out_contiguous,
+    ptr as _ptr,
+    rows_k as _rows_k,
+    bias_args as _bias_args,
+)
 from .._ops import OPTIMIZER_NAMES
 
 NAME = "cpu-native"
@@ -37,8 +46,6 @@ except Exception as e:  # not built, or built for another platform
     _cpu = None
     IMPORT_ERROR = f"bnb_core._cpu could not be imported ({type(e).__name__}: {e})"
 
-_DTYPE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-_QUANT = {"nf4": 0, "fp4": 1}
 _F32 = torch.float32
 _U8 = torch.uint8
 
@@ -48,8 +55,6 @@ def _check(status: int) -> None:
         raise RuntimeError(_cpu.status_message(status))
 
 
-def _nblocks(n: int, blocksize: int) -> int:
-    return -(-n // blocksize)
 
 
 # The op's check (bnb_core/_ops.py) has validated dtypes, sizes, blocksizes and devices before a kernel
@@ -72,10 +77,6 @@ def _empty(shape, dtype):
     return out
 
 
-def _out_contiguous(*args, **kwargs) -> bool:
-    """the kernel writes `out` through its data pointer: `out` must be contiguous"""
-    out = kwargs["out"] if "out" in kwargs else args[-1]
-    return out.is_contiguous()
 
 
 # ------------------------------------------------------------------------------------ blockwise 8-bit
@@ -134,8 +135,6 @@ def dequantize_4bit(A, absmax, blocksize, quant_type, shape, dtype):
 # ------------------------------------------------------------------------------------ fused 4-bit matmul
 
 
-def _ptr(t) -> int:
-    return 0 if t is None else t.data_ptr()
 
 
 def _contig(t):
@@ -180,10 +179,6 @@ def gemm_4bit(A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bi
 # ------------------------------------------------------------------------------------ LLM.int8()
 
 
-def _rows_k(A):
-    K = A.shape[-1] if A.dim() else 1
-    M = A.numel() // K if K else math.prod(A.shape[:-1])
-    return M, K
 
 
 def int8_vectorwise_quant(A, threshold=0.0):
@@ -236,11 +231,6 @@ def int8_linear_matmul(A, B):
     return out
 
 
-def _bias_args(bias):
-    if bias is None:
-        return None, -1, 0
-    bias = bias.contiguous()
-    return bias, _DTYPE[bias.dtype], bias.data_ptr()
 
 
 def int8_mm_dequant(A, row_stats, col_stats, dtype=None, bias=None):

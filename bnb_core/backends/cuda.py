@@ -21,6 +21,15 @@ from typing import Optional
 import torch
 
 from .. import formats, registry
+from ._glue import (  # noqa: F401 (shared glue, see _glue.py)
+    DTYPE as _DTYPE,
+    QUANT as _QUANT,
+    nblocks as _nblocks,
+    out_contiguous as _out_contiguous,
+    ptr as _ptr,
+    rows_k as _rows_k,
+    bias_args as _bias_args,
+)
 from .._ops import OPTIMIZER_NAMES, TWO_STATE_OPTIMIZERS
 
 NAME = "cuda-native"
@@ -48,8 +57,6 @@ def _import_native():
 
 _import_native()
 
-_DTYPE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-_QUANT = {"nf4": 0, "fp4": 1}
 _F32 = torch.float32
 _U8 = torch.uint8
 
@@ -65,17 +72,12 @@ def _check(status: int) -> None:
         raise RuntimeError(_mod.error_message(status))
 
 
-def _nblocks(n: int, blocksize: int) -> int:
-    return -(-n // blocksize)
 
 
 def _dev(t: torch.Tensor) -> int:
     return t.device.index
 
 
-def _out_contiguous(*args, **kwargs) -> bool:
-    out = kwargs["out"] if "out" in kwargs else args[-1]
-    return out.is_contiguous()
 
 
 # ------------------------------------------------------------------------------------ blockwise 8-bit
@@ -178,14 +180,8 @@ def _use_torch_int_mm(M: int, N: int, K: int) -> bool:
     return ok if _INT8_MM == "torch" else ok and M > _INT8_TORCH_MIN_M
 
 
-def _p0(t) -> int:
-    return t.data_ptr() if t is not None else 0
 
 
-def _rows_k(A):
-    K = A.shape[-1]
-    M = A.numel() // K if K else math.prod(A.shape[:-1])
-    return M, K
 
 
 _splits_cache: dict = {}
@@ -223,7 +219,7 @@ def int8_vectorwise_quant(A, threshold=0.0):
     stats = torch.empty(M, dtype=_F32, device=A.device)
     ws, cols = _quant_outputs(A, K, threshold)
     _check(_mod.int8_vectorwise_quant(d, _raw_stream(d), _DTYPE[A.dtype], A.data_ptr(), M, K, float(threshold),
-                                      out.data_ptr(), stats.data_ptr(), _p0(ws), _p0(cols),
+                                      out.data_ptr(), stats.data_ptr(), _ptr(ws), _ptr(cols),
                                       cols.data_ptr() + 8 * K if cols is not None else 0))
     return out, stats, (_outlier_cols(cols, K) if cols is not None else None)
 
@@ -239,7 +235,7 @@ def int8_double_quant(A, threshold=0.0):
     ws, cols = _quant_outputs(A, K, threshold)
     _check(_mod.int8_double_quant(d, _raw_stream(d), _DTYPE[A.dtype], A.data_ptr(), M, K, float(threshold),
                                   out_row.data_ptr(), out_col.data_ptr(), row_stats.data_ptr(), col_stats.data_ptr(),
-                                  _p0(ws), _p0(cols), cols.data_ptr() + 8 * K if cols is not None else 0))
+                                  _ptr(ws), _ptr(cols), cols.data_ptr() + 8 * K if cols is not None else 0))
     return out_row, out_col, row_stats, col_stats, (_outlier_cols(cols, K) if cols is not None else None)
 
 
@@ -269,11 +265,6 @@ def int8_linear_matmul(A, B):
     return out
 
 
-def _bias_args(bias):
-    if bias is None:
-        return None, -1, 0
-    bias = bias.contiguous()
-    return bias, _DTYPE[bias.dtype], bias.data_ptr()
 
 
 def int8_mm_dequant(A, row_stats, col_stats, dtype=None, bias=None):
@@ -304,7 +295,7 @@ def int8_scaled_mm(A, B, row_stats, col_stats, bias=None, dtype=None):
     if M and N and K and _gemm_splits(d, M, N, K) > 1:
         ws = torch.empty((M, N), dtype=_I32, device=A.device)
     _check(_mod.int8_scaled_mm(d, _raw_stream(d), A.data_ptr(), B.data_ptr(), M, N, K, row_stats.data_ptr(),
-                               col_stats.data_ptr(), bdt, bptr, _DTYPE[dtype], out.data_ptr(), _p0(ws)))
+                               col_stats.data_ptr(), bdt, bptr, _DTYPE[dtype], out.data_ptr(), _ptr(ws)))
     return out
 
 
@@ -341,8 +332,6 @@ def _contig(t):
     return t if t.is_contiguous() else t.contiguous()
 
 
-def _ptr(t) -> int:
-    return 0 if t is None else t.data_ptr()
 
 
 def _splits(d: int, dt: int, M: int, N: int, K: int) -> int:

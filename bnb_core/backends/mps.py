@@ -28,12 +28,12 @@ from typing import Optional
 import torch
 
 from .. import formats, registry
+from ._glue import QUANT as _QUANT, out_contiguous as _out_contiguous
 
 NAME = "mps-metal"
 DEVICE = "mps"
 
 _SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
-_QUANT = {"nf4": 0, "fp4": 1}
 
 #: threads per threadgroup of the element-wise kernels (dequantize) and of gemv_4bit (4 SIMD-groups of 32)
 GROUP = 256
@@ -147,9 +147,6 @@ def _bytes(t: torch.Tensor) -> torch.Tensor:
 # read as if contiguous); outputs are fresh, or a contiguous `out` (supports()).
 
 
-def _out_contiguous(*args, **kwargs) -> bool:
-    out = kwargs["out"] if "out" in kwargs else args[-1]
-    return out.is_contiguous()
 
 
 def dequantize_4bit_out(A, absmax, blocksize, quant_type, shape, dtype, out):

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import torch
 
 from .. import formats, registry
+from ._glue import DTYPE as _DTYPE, QUANT as _QUANT, ptr as _ptr, out_contiguous as _out_contiguous
 from .._ops import OPTIMIZER_NAMES, TWO_STATE_OPTIMIZERS
 
 NAME = "xpu-sycl"
@@ -38,16 +39,12 @@ except Exception as e:  # not built (needs icpx: BNB_XPU=ON), or built for anoth
     else:
         IMPORT_ERROR = f"bnb_core._xpu could not be imported ({type(e).__name__}: {e})"
 
-_DTYPE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-_QUANT = {"nf4": 0, "fp4": 1}
 # the native kernels number the update rules in the order of _ops.OPTIMIZER_NAMES
 _OPTIM = {name: i for i, name in enumerate(OPTIMIZER_NAMES)}
 _F32 = torch.float32
 _U8 = torch.uint8
 
 
-def _ptr(t) -> int:
-    return 0 if t is None else t.data_ptr()
 
 
 def _contig(t):
@@ -59,9 +56,6 @@ def _torch_queue(device: torch.device) -> int:
     return torch.xpu.current_stream(device).sycl_queue
 
 
-def _out_contiguous(*args, **kwargs) -> bool:
-    out = kwargs["out"] if "out" in kwargs else args[-1]
-    return out.is_contiguous()
 
 
 def _optim_contiguous(*tensors) -> bool:
