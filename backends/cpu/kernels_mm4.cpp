@@ -6,12 +6,13 @@
 // elements. A is prepared once per call in that order (prep_a), so the dot product needs no shuffles.
 // Register blocking: MB rows of A x NB rows of W per inner loop, each decoded unit reused MB times.
 //
-// bf16 path (avx512vnni, bf16 A): a tile of NB weight rows x KC columns is decoded once into an L1 buffer
-// as bf16 (table = bf16(code * absmax), one vpermw per 32 elements), then multiplied by every row of A
-// with vdpbf16ps (fp32 accumulation) in MB x NB register tiles.
+// bf16 tile path (avx512vnni, bf16 A, many rows): a tile of 64 weight rows x 256 columns is decoded once
+// into an L1 buffer as bf16 (table = bf16(code * absmax), one vpermw per 32 elements) in the vdpbf16ps pair
+// layout (a 16 x 16 dword transpose per 16 rows), then every row of A is multiplied by it as outer products:
+// A pairs broadcast, 6 x 64 outputs in registers, no horizontal sums.
 //
 // direct bf16 path (avx512vnni, bf16 A, few rows): the same bf16 weights decoded in registers and used
-// at once (no tile buffer), results bit-identical to the tile path (rows_bf16_direct).
+// at once in dot products along K (no tile buffer; A prepared by prep_a_bf16) (rows_bf16_direct).
 #include <math.h>
 #include <string.h>
 
@@ -240,96 +241,186 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 
 #if defined(MM4_BF16)
 // ============================================================ bf16 path (vdpbf16ps)
-constexpr int BNB_NB = 4;     // weight rows per tile
-constexpr int BKC = 2048;     // columns per tile (NB * KC bf16 = 16 KiB)
-constexpr int BMT = 64;       // rows of A per macro tile (accumulators 64 * 4 * 64 B = 16 KiB)
-
 void prep_a_bf16(const uint16_t* A, int64_t M, int64_t K, uint16_t* Abf) { prep_perm<uint16_t>(A, M, K, 64, Abf); }
 
-// decode columns [k0, k0 + kc) of weight row n into dst (bf16, 64-element units: 32 even then 32 odd)
-template <bool BS32>
-inline void decode_bf16_row(const Mm4Args& a, const __m512& code, int64_t n, int64_t k0, int64_t kc, uint16_t* dst) {
-  const __m512i lane_off = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(16), 1);
-  const __m512i m15 = _mm512_set1_epi16(15);
-  for (int64_t k = 0; k < kc; k += 64) {
-    const int64_t e = n * a.K + k0 + k;
-    __m512i tbl;
-    const __m256i s0 = (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[e >> a.bshift])));
-    if (BS32) {
-      const __m256i s1 =
-          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[(e + 32) >> a.bshift])));
-      tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s1, 1);
-    } else {
-      tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1);
+// ------------------------------------------------------------ tile path (outer products, many rows of A)
+// A tile of TNR weight rows x TKC columns is decoded once into an L1 buffer in the dot-product-pair layout
+// (pair p = columns 2p, 2p+1 of 16 consecutive weight rows per 64-byte vector: [TKC/2][TNR] dwords), then
+// every row of A is multiplied by it with vdpbf16ps: each A pair is broadcast, each accumulator lane is one
+// output, so no horizontal sums. The weights are the same bf16(code * absmax) as the direct path's.
+constexpr int TNR = 64;   // weight rows per tile: 4 vectors of 16 outputs
+constexpr int TKC = 256;  // columns per tile: 128 pairs x 64 rows x 4 B = 32 KiB
+constexpr int TMT = 192;  // rows of A per macro tile: fp32 partial sums 192 x 64 x 4 B = 48 KiB
+constexpr int TMR = 6;    // rows of A per register tile: 6 x 4 accumulators
+
+// 16 x 16 dwords: r[i] lane j -> r[j] lane i
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // r[4i + q], 128-bit chunk c = rows 4i..4i+3 of column 4c + q: transpose the 4 x 4 grid of chunks
+  for (int q = 0; q < 4; ++q) {
+    const __m512i u0 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0x88), u1 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0xDD);
+    const __m512i u2 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0x88);
+    const __m512i u3 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0xDD);
+    t[q] = _mm512_shuffle_i32x4(u0, u2, 0x88);
+    t[4 + q] = _mm512_shuffle_i32x4(u1, u3, 0x88);
+    t[8 + q] = _mm512_shuffle_i32x4(u0, u2, 0xDD);
+    t[12 + q] = _mm512_shuffle_i32x4(u1, u3, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// 32 packed bytes of one weight row -> 32 pairs (two vectors) in natural order: word 2j = byte j >> 4
+// (column 2j), word 2j+1 = byte j (column 2j+1: vpermw reads index bits 4:0 and each table is duplicated, so
+// bit 4 selects the same entry). tbl0 serves the first 32 columns, tbl1 the next 32.
+inline void decode_pairs64(const uint8_t* p, __m512i tbl0, __m512i tbl1, __m512i sel_lo, __m512i sel_hi,
+                           __m512i& w0, __m512i& w1) {
+  const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)p));
+  const __m512i shifts = _mm512_set1_epi32(4);  // even words >> 4, odd words >> 0
+  const __mmask64 even = 0x5555555555555555ull;
+  w0 = _mm512_permutexvar_epi16(_mm512_srlv_epi16(_mm512_maskz_permutexvar_epi8(even, sel_lo, b), shifts), tbl0);
+  w1 = _mm512_permutexvar_epi16(_mm512_srlv_epi16(_mm512_maskz_permutexvar_epi8(even, sel_hi, b), shifts), tbl1);
+}
+
+inline __m512i scaled_table(const __m512 code, float s) {
+  return _mm512_broadcast_i64x4((__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(s))));
+}
+
+// decode weight rows [n, n + nr) (nr <= TNR), columns [k0, k0 + kc) (kc % 64 == 0) into wt[kc/2][TNR]:
+// 16 rows at a time into a row-major staging buffer, then 16 x 16 dword transposes
+inline void decode_tile(const Mm4Args& a, const __m512 code, int64_t n, int nr, int64_t k0, int64_t kc,
+                        uint32_t* wt) {
+  alignas(64) static const uint8_t kSel[64] = {0, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0, 3, 0, 3, 0, 4, 0, 4, 0, 5, 0,
+                                              5, 0, 6, 0, 6, 0, 7, 0, 7, 0, 8, 0, 8, 0, 9, 0, 9, 0, 10, 0, 10, 0,
+                                              11, 0, 11, 0, 12, 0, 12, 0, 13, 0, 13, 0, 14, 0, 14, 0, 15, 0, 15, 0};
+  alignas(64) uint32_t stage[16 * (TKC / 2)];
+  const __m512i sel_lo = _mm512_load_si512((const void*)kSel);
+  const __m512i sel_hi = _mm512_add_epi8(sel_lo, _mm512_set1_epi8(16));
+  const int64_t K = a.K, np = kc / 2;
+  for (int j = 0; j * 16 < nr; ++j) {
+    const int rows = (nr - j * 16) < 16 ? (nr - j * 16) : 16;
+    for (int i = 0; i < rows; ++i) {
+      const int64_t e0 = (n + j * 16 + i) * K + k0;
+      uint32_t* dst = stage + i * (TKC / 2);
+      if (a.blocksize == 32) {
+        for (int64_t kk = 0; kk < kc; kk += 64) {
+          const int64_t e = e0 + kk;
+          __m512i w0, w1;
+          decode_pairs64(a.B + (e >> 1), scaled_table(code, a.absmax[e >> 5]), scaled_table(code, a.absmax[(e >> 5) + 1]),
+                         sel_lo, sel_hi, w0, w1);
+          _mm512_store_si512((void*)(dst + kk / 2), w0);
+          _mm512_store_si512((void*)(dst + kk / 2 + 16), w1);
+        }
+      } else {
+        for (int64_t kk = 0; kk < kc; kk += 64) {
+          const int64_t e = e0 + kk;
+          const __m512i t = scaled_table(code, a.absmax[e >> a.bshift]);
+          __m512i w0, w1;
+          decode_pairs64(a.B + (e >> 1), t, t, sel_lo, sel_hi, w0, w1);
+          _mm512_store_si512((void*)(dst + kk / 2), w0);
+          _mm512_store_si512((void*)(dst + kk / 2 + 16), w1);
+        }
+      }
     }
-    _mm_prefetch((const char*)(a.B + (e >> 1) + BNB_NB * (a.K >> 1)), _MM_HINT_T1);  // next row tile
-    const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(a.B + (e >> 1))));
-    __m512i ih = _mm512_srli_epi16(w, 4), il = w;  // vpermw reads index bits 4:0; the table is duplicated
-    if (BS32) {
-      ih = _mm512_or_si512(ih, lane_off);
-      il = _mm512_or_si512(_mm512_and_si512(w, m15), lane_off);
+    for (int i = rows; i < 16; ++i) memset(stage + i * (TKC / 2), 0, sizeof(uint32_t) * np);
+    for (int64_t p = 0; p < np; p += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512((const void*)(stage + i * (TKC / 2) + p));
+      transpose16(r);
+      for (int q = 0; q < 16; ++q) _mm512_store_si512((void*)(wt + (p + q) * TNR + j * 16), r[q]);
     }
-    _mm512_storeu_si512((void*)(dst + k), _mm512_permutexvar_epi16(ih, tbl));
-    _mm512_storeu_si512((void*)(dst + k + 32), _mm512_permutexvar_epi16(il, tbl));
   }
 }
 
-template <int MB, int NB>
-inline void micro_bf16(const uint16_t* A, int64_t K, const uint16_t* wbuf, int64_t kc, float* acc) {
-  __m512 c[MB][NB];
-  for (int i = 0; i < MB; ++i)
-    for (int j = 0; j < NB; ++j) c[i][j] = _mm512_loadu_ps(acc + (i * BNB_NB + j) * 16);
-  for (int64_t k = 0; k < kc; k += 32) {
-    __m512i w[NB];
-    for (int j = 0; j < NB; ++j) w[j] = _mm512_loadu_si512((const void*)(wbuf + j * BKC + k));
-    for (int i = 0; i < MB; ++i) {
-      const __m512i av = _mm512_loadu_si512((const void*)(A + i * K + k));
-      for (int j = 0; j < NB; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], (__m512bh)av, (__m512bh)w[j]);
+// C[MR][TNR] (+)= A[MR rows, stride lda][2 * np] x wt[np][TNR], NV vectors of 16 outputs
+template <int MR, int NV>
+inline void micro_tile(const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init) {
+  __m512 c[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) c[i][j] = init ? _mm512_setzero_ps() : _mm512_load_ps(C + i * TNR + j * 16);
+  for (int64_t p = 0; p < np; ++p) {
+    __m512i w[NV];
+    for (int j = 0; j < NV; ++j) w[j] = _mm512_load_si512((const void*)(wt + p * TNR + j * 16));
+    for (int i = 0; i < MR; ++i) {
+      int32_t v;
+      memcpy(&v, A + i * lda + 2 * p, 4);
+      const __m512i av = _mm512_set1_epi32(v);
+      for (int j = 0; j < NV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], (__m512bh)av, (__m512bh)w[j]);
     }
   }
-  for (int i = 0; i < MB; ++i)
-    for (int j = 0; j < NB; ++j) _mm512_storeu_ps(acc + (i * BNB_NB + j) * 16, c[i][j]);
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) _mm512_store_ps(C + i * TNR + j * 16, c[i][j]);
 }
 
-template <int NB>
-inline void micro_bf16_m(int mb, const uint16_t* A, int64_t K, const uint16_t* wbuf, int64_t kc, float* acc) {
-  switch (mb) {
-    case 4: return micro_bf16<4, NB>(A, K, wbuf, kc, acc);
-    case 3: return micro_bf16<3, NB>(A, K, wbuf, kc, acc);
-    case 2: return micro_bf16<2, NB>(A, K, wbuf, kc, acc);
-    default: return micro_bf16<1, NB>(A, K, wbuf, kc, acc);
+template <int NV>
+inline void micro_tile_m(int mr, const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init) {
+  switch (mr) {
+    case 6: return micro_tile<6, NV>(A, lda, wt, np, C, init);
+    case 5: return micro_tile<5, NV>(A, lda, wt, np, C, init);
+    case 4: return micro_tile<4, NV>(A, lda, wt, np, C, init);
+    case 3: return micro_tile<3, NV>(A, lda, wt, np, C, init);
+    case 2: return micro_tile<2, NV>(A, lda, wt, np, C, init);
+    default: return micro_tile<1, NV>(A, lda, wt, np, C, init);
   }
 }
 
-template <bool BS32>
-void rows_bf16_t(const Mm4Args& a, int64_t n0, int64_t n1) {
-  alignas(64) uint16_t wbuf[BNB_NB * BKC];
-  alignas(64) float acc[BMT * BNB_NB * 16];
+// bf16 out (the only dtype of this path) = C + bias, rounded to nearest even, NaN -> the canonical 0x7FC0
+inline void store_tile(const Mm4Args& a, int64_t m0, int64_t mt, int64_t n, int nr, const float* C) {
+  const uint16_t* bias = (const uint16_t*)a.bias;
+  uint16_t* out = (uint16_t*)a.out;
+  for (int j = 0; j * 16 < nr; ++j) {
+    const int cnt = (nr - j * 16) < 16 ? (nr - j * 16) : 16;
+    const __mmask16 mk = (__mmask16)((1u << cnt) - 1u);
+    __m512 bv = _mm512_setzero_ps();
+    if (bias)
+      bv = _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, bias + n + j * 16)), 16));
+    for (int64_t i = 0; i < mt; ++i) {
+      __m512 v = _mm512_load_ps(C + i * TNR + j * 16);
+      if (bias) v = _mm512_add_ps(v, bv);
+      __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+      h = _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm256_set1_epi16(0x7FC0));
+      _mm256_mask_storeu_epi16(out + (m0 + i) * a.N + n + j * 16, mk, h);
+    }
+  }
+}
+
+// A is a.Abf in natural order (not permuted), K % 32 == 0
+void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
+  alignas(64) uint32_t wt[TKC / 2 * TNR];
+  alignas(64) float cb[TMT * TNR];
   const __m512 code = _mm512_loadu_ps(a.code);
   const int64_t K = a.K;
-  for (int64_t n = n0; n < n1; n += BNB_NB) {
-    const int nb = (int)((n1 - n) < BNB_NB ? (n1 - n) : BNB_NB);
-    for (int64_t m0 = 0; m0 < a.M; m0 += BMT) {
-      const int64_t mt = (a.M - m0) < BMT ? (a.M - m0) : BMT;
-      memset(acc, 0, sizeof(float) * mt * BNB_NB * 16);
-      for (int64_t k0 = 0; k0 < K; k0 += BKC) {
-        const int64_t kc = (K - k0) < BKC ? (K - k0) : BKC;
-        for (int j = 0; j < nb; ++j) decode_bf16_row<BS32>(a, code, n + j, k0, kc, wbuf + j * BKC);
-        for (int64_t i = 0; i < mt; i += 4) {
-          const int mb = (int)((mt - i) < 4 ? (mt - i) : 4);
+  for (int64_t n = n0; n < n1; n += TNR) {
+    const int nr = (int)((n1 - n) < TNR ? (n1 - n) : TNR);
+    const int nv = (nr + 15) / 16;
+    for (int64_t m0 = 0; m0 < a.M; m0 += TMT) {
+      const int64_t mt = (a.M - m0) < TMT ? (a.M - m0) : TMT;
+      for (int64_t k0 = 0; k0 < K; k0 += TKC) {
+        const int64_t kc = (K - k0) < TKC ? (K - k0) : TKC;
+        decode_tile(a, code, n, nr, k0, kc, wt);
+        for (int64_t i = 0; i < mt; i += TMR) {
+          const int mr = (int)((mt - i) < TMR ? (mt - i) : TMR);
           const uint16_t* Ai = a.Abf + (m0 + i) * K + k0;
-          float* ac = acc + i * BNB_NB * 16;
-          switch (nb) {
-            case 4: micro_bf16_m<4>(mb, Ai, K, wbuf, kc, ac); break;
-            case 3: micro_bf16_m<3>(mb, Ai, K, wbuf, kc, ac); break;
-            case 2: micro_bf16_m<2>(mb, Ai, K, wbuf, kc, ac); break;
-            default: micro_bf16_m<1>(mb, Ai, K, wbuf, kc, ac); break;
+          float* C = cb + i * TNR;
+          switch (nv) {
+            case 4: micro_tile_m<4>(mr, Ai, K, wt, kc / 2, C, k0 == 0); break;
+            case 3: micro_tile_m<3>(mr, Ai, K, wt, kc / 2, C, k0 == 0); break;
+            case 2: micro_tile_m<2>(mr, Ai, K, wt, kc / 2, C, k0 == 0); break;
+            default: micro_tile_m<1>(mr, Ai, K, wt, kc / 2, C, k0 == 0); break;
           }
         }
       }
-      for (int64_t i = 0; i < mt; ++i)
-        for (int j = 0; j < nb; ++j)
-          store_out(a, m0 + i, n + j, _mm512_reduce_add_ps(_mm512_loadu_ps(acc + (i * BNB_NB + j) * 16)));
+      store_tile(a, m0, mt, n, nr, cb);
     }
   }
 }
@@ -412,12 +503,6 @@ void rows_bf16_direct(const Mm4Args& a, int64_t n0, int64_t n1) {
     rows_direct_t<false>(a, n0, n1);
 }
 
-void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
-  if (a.blocksize == 32)
-    rows_bf16_t<true>(a, n0, n1);
-  else
-    rows_bf16_t<false>(a, n0, n1);
-}
 #endif  // MM4_BF16
 
 #else

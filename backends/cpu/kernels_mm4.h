@@ -11,7 +11,8 @@ struct Mm4Args {
   int dtype;  // of A, bias and out: 0 fp32, 1 fp16, 2 bf16
   int64_t M, K, N;
   const float* Ap;      // A as fp32 [M][K], permuted by prep_a (unit `unit`)
-  const uint16_t* Abf;  // A as bf16 [M][K] permuted in 64-element units (prep_a_bf16), or null
+  const uint16_t* Abf;  // A as bf16 [M][K]: permuted in 64-element units by prep_a_bf16 for rows_bf16_direct,
+                        // in natural order for rows_bf16; or null
   const uint8_t* B;     // packed codes, element e in byte e/2 (even e: high nibble)
   const float* absmax;  // one per block of `blocksize` consecutive elements of the flat [N*K] weight
   int64_t blocksize;    // a power of two >= 32
@@ -29,12 +30,12 @@ struct Mm4Table {
   void (*prep_a)(int dtype, const void* A, int64_t M, int64_t K, float* Ap);
   // fp32 accumulation, fp32 weights; output rows n in [n0, n1) for all M.
   void (*rows)(const Mm4Args& a, int64_t n0, int64_t n1);
-  // bf16 path (bf16 A, weights rounded to bf16, fp32 accumulation); null when the ISA has no BF16 dot
-  // products. Needs K % 64 == 0.
+  // bf16 paths (bf16 A, weights rounded to bf16(code * absmax), fp32 accumulation); null when the ISA has no
+  // BF16 dot products. Both need K % 64 == 0.
+  // prep_a_bf16 permutes A for rows_bf16_direct (few rows of A: weights decoded in registers, dot products
+  // along K); rows_bf16 (many rows: a decoded weight tile in pair layout, outer products) reads A as is.
   void (*prep_a_bf16)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Abf);
   void (*rows_bf16)(const Mm4Args& a, int64_t n0, int64_t n1);
-  // bf16 path for few rows of A: same arithmetic as rows_bf16 (bit-identical results), weights decoded in
-  // registers instead of a tile buffer. Needs K % 64 == 0; null without BF16.
   void (*rows_bf16_direct)(const Mm4Args& a, int64_t n0, int64_t n1);
 };
 

@@ -85,10 +85,12 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
     const bool use_direct = bf16_ok && M <= kDirectMaxRows;
     const bool use_bf16 = bf16_ok;
-    if (use_bf16) {
+    if (use_direct) {
       Abf.resize((size_t)(M * K));
       t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
       a.Abf = Abf.data();
+    } else if (use_bf16) {
+      a.Abf = (const uint16_t*)A;  // the tile path reads A in natural order
     } else {
       Ap.resize((size_t)(M * K));
       t->prep_a(dtype, A, M, K, Ap.data());
@@ -102,9 +104,10 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       rows(a, 0, N);
       return kOk;
     }
-    // chunks of a multiple of 4 rows, about 8 per thread
+    // chunks of a multiple of 4 rows (of 64 for the bf16 tile path: its tile width), about 8 per thread
+    const int64_t gran = (use_bf16 && !use_direct) ? 64 : 4;
     int64_t per = (N + (int64_t)nt * 8 - 1) / ((int64_t)nt * 8);
-    per = (per + 3) / 4 * 4;
+    per = (per + gran - 1) / gran * gran;
     const int64_t ntasks = (N + per - 1) / per;
     parallel_for(ntasks, nt, [&](int64_t task) {
       const int64_t n0 = task * per;
