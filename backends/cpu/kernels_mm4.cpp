@@ -311,6 +311,14 @@ inline void decode_tile(const Mm4Args& a, const __m512 code, int64_t n, int nr, 
     for (int i = 0; i < rows; ++i) {
       const int64_t e0 = (n + j * 16 + i) * K + k0;
       uint32_t* dst = stage + i * (TKC / 2);
+      // this row's columns one tile ahead into L1 and three tiles ahead into L2: the 64 rows of a tile are 64
+      // interleaved streams of 2 lines each, beyond the hardware prefetchers (from L3 the decode is
+      // latency-bound without this)
+      if (k0 + TKC < K)
+        for (int64_t pb = 0; pb < TKC / 2; pb += 64) _mm_prefetch((const char*)(a.B + ((e0 + TKC) >> 1) + pb), _MM_HINT_T0);
+      if (k0 + 3 * TKC < K)
+        for (int64_t pb = 0; pb < TKC / 2; pb += 64)
+          _mm_prefetch((const char*)(a.B + ((e0 + 3 * TKC) >> 1) + pb), _MM_HINT_T1);
       if (a.blocksize == 32) {
         for (int64_t kk = 0; kk < kc; kk += 64) {
           const int64_t e = e0 + kk;
