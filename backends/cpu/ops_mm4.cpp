@@ -14,7 +14,7 @@ namespace {
 
 // bf16 inputs use the bf16 dot-product paths (where the ISA has them): up to this many rows of A the direct
 // path (weights decoded in registers per row tile), above it the decoded-tile path.
-constexpr int64_t kDirectMaxRows = 4;
+constexpr int64_t kDirectMaxRows = 8;
 // Below this many weight elements a call runs on the calling thread.
 constexpr int64_t kInlineWeights = 1 << 16;
 
