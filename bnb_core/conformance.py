@@ -284,6 +284,8 @@ def _gemm_4bit_tile_cases():
         (200, 136, 288, 64, ("nf4",)),
         (256, 64, 512, 4096, ("nf4",)),
         (33, 65, 100, 64, ("nf4",)),
+        (7, 72, 192, 64, ("fp4",)),  # CPU bf16: direct path, a 4-row group then a 3-row remainder
+        (12, 80, 320, 32, ("nf4",)),  # CPU bf16: tile path at blocksize 32, a 16-row partial tile
     ]
     for i, (M, N, K, bs, qts) in enumerate(shapes):
         for dtype in FLOATS:
