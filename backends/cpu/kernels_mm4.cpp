@@ -280,19 +280,26 @@ inline void transpose16(__m512i r[16]) {
 }
 
 // 32 packed bytes of one weight row -> 32 pairs (two vectors) in natural order: word 2j = byte j >> 4
-// (column 2j), word 2j+1 = byte j (column 2j+1: vpermw reads index bits 4:0 and each table is duplicated, so
-// bit 4 selects the same entry). tbl0 serves the first 32 columns, tbl1 the next 32.
-inline void decode_pairs64(const uint8_t* p, __m512i tbl0, __m512i tbl1, __m512i sel_lo, __m512i sel_hi,
-                           __m512i& w0, __m512i& w1) {
+// (column 2j), word 2j+1 = byte j & 15 (column 2j+1). The first vector looks up entries 0-15 of tbl, the
+// second entries hi + 0-15 (hi = 16: a second table in the upper half, for blocksize 32; hi = 0: the same).
+inline void decode_pairs64(const uint8_t* p, __m512i tbl, __m512i hi, __m512i sel_lo, __m512i sel_hi, __m512i& w0,
+                           __m512i& w1) {
   const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)p));
   const __m512i shifts = _mm512_set1_epi32(4);  // even words >> 4, odd words >> 0
+  const __m512i m15 = _mm512_set1_epi16(15);
   const __mmask64 even = 0x5555555555555555ull;
-  w0 = _mm512_permutexvar_epi16(_mm512_srlv_epi16(_mm512_maskz_permutexvar_epi8(even, sel_lo, b), shifts), tbl0);
-  w1 = _mm512_permutexvar_epi16(_mm512_srlv_epi16(_mm512_maskz_permutexvar_epi8(even, sel_hi, b), shifts), tbl1);
+  const __m512i i0 = _mm512_srlv_epi16(_mm512_maskz_permutexvar_epi8(even, sel_lo, b), shifts);
+  const __m512i i1 = _mm512_srlv_epi16(_mm512_maskz_permutexvar_epi8(even, sel_hi, b), shifts);
+  w0 = _mm512_permutexvar_epi16(_mm512_and_si512(i0, m15), tbl);
+  w1 = _mm512_permutexvar_epi16(_mm512_ternarylogic_epi32(i1, m15, hi, 0xEA), tbl);  // (i1 & m15) | hi
 }
-
+// bf16(code * s) in entries 0-15 (entries 16-31 undefined)
 inline __m512i scaled_table(const __m512 code, float s) {
-  return _mm512_broadcast_i64x4((__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(s))));
+  return _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(s))));
+}
+// bf16(code * s0) in entries 0-15, bf16(code * s1) in entries 16-31
+inline __m512i scaled_table2(const __m512 code, float s0, float s1) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(s1)), _mm512_mul_ps(code, _mm512_set1_ps(s0)));
 }
 
 // decode weight rows [n, n + nr) (nr <= TNR), columns [k0, k0 + kc) (kc % 64 == 0) into wt[kc/2][TNR]:
@@ -305,6 +312,7 @@ inline void decode_tile(const Mm4Args& a, const __m512 code, int64_t n, int nr, 
   alignas(64) uint32_t stage[16 * (TKC / 2)];
   const __m512i sel_lo = _mm512_load_si512((const void*)kSel);
   const __m512i sel_hi = _mm512_add_epi8(sel_lo, _mm512_set1_epi8(16));
+  const __m512i hi16 = _mm512_set1_epi16(16), zero = _mm512_setzero_si512();
   const int64_t K = a.K, np = kc / 2;
   for (int j = 0; j * 16 < nr; ++j) {
     const int rows = (nr - j * 16) < 16 ? (nr - j * 16) : 16;
@@ -323,8 +331,8 @@ inline void decode_tile(const Mm4Args& a, const __m512 code, int64_t n, int nr, 
         for (int64_t kk = 0; kk < kc; kk += 64) {
           const int64_t e = e0 + kk;
           __m512i w0, w1;
-          decode_pairs64(a.B + (e >> 1), scaled_table(code, a.absmax[e >> 5]), scaled_table(code, a.absmax[(e >> 5) + 1]),
-                         sel_lo, sel_hi, w0, w1);
+          decode_pairs64(a.B + (e >> 1), scaled_table2(code, a.absmax[e >> 5], a.absmax[(e >> 5) + 1]), hi16, sel_lo,
+                         sel_hi, w0, w1);
           _mm512_store_si512((void*)(dst + kk / 2), w0);
           _mm512_store_si512((void*)(dst + kk / 2 + 16), w1);
         }
@@ -333,7 +341,7 @@ inline void decode_tile(const Mm4Args& a, const __m512 code, int64_t n, int nr, 
           const int64_t e = e0 + kk;
           const __m512i t = scaled_table(code, a.absmax[e >> a.bshift]);
           __m512i w0, w1;
-          decode_pairs64(a.B + (e >> 1), t, t, sel_lo, sel_hi, w0, w1);
+          decode_pairs64(a.B + (e >> 1), t, zero, sel_lo, sel_hi, w0, w1);
           _mm512_store_si512((void*)(dst + kk / 2), w0);
           _mm512_store_si512((void*)(dst + kk / 2 + 16), w1);
         }
