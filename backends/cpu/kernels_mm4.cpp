@@ -442,9 +442,8 @@ void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
 }
 
 // ------------------------------------------------------------ direct bf16 path (few rows of A)
-// The weights are decoded in registers exactly as decode_bf16_row decodes them into the tile buffer
-// (bf16(code * absmax), one vpermw per 32 elements) and multiplied with vdpbf16ps in the same order as
-// micro_bf16, so both bf16 paths give bit-identical outputs for any batch size (batch invariance).
+// The same bf16(code * absmax) weights as the tile path, decoded in registers (one vpermw per 32 elements) and
+// used at once in vdpbf16ps dot products along K; only the fp32 summation order differs from the tile path.
 template <int MB, int NB, bool BS32>
 inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t n0) {
   const int64_t K = a.K;
@@ -454,12 +453,13 @@ inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_ps();
   const uint16_t* A0 = a.Abf + m0 * K;
+  const int64_t tile_bytes = NB * (K >> 1), pfd = tile_bytes * (tile_bytes < 32768 ? 32768 / tile_bytes : 1);
   for (int64_t k = 0; k < K; k += 64) {
     __m512i wh[NB], wl[NB];
     for (int j = 0; j < NB; ++j) {
       const int64_t e = (n0 + j) * K + k;
       const uint8_t* bp = a.B + (e >> 1);
-      _mm_prefetch((const char*)(bp + NB * (K >> 1)), _MM_HINT_T1);  // the same unit of the next row tile
+      _mm_prefetch((const char*)(bp + pfd), _MM_HINT_T1);  // the same unit of a row tile >= 32 KiB ahead
       const __m256i s0 =
           (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[e >> a.bshift])));
       __m512i tbl;
