@@ -443,6 +443,21 @@ def _int8_cases():
                     return (A, CA, CB, SCA, SCB, cols, _int8_bias(g, N, dtype, kind)), {}
 
                 cases.append(Case("int8_mixed_scaled_mm", mid, make_mix, _mixed_compare))
+
+    # a few outlier columns on both sides of 4096 (native kernels chunk K there: the CPU forms the outlier
+    # weights per K chunk) and none elsewhere
+    for dtype in FLOATS:
+        def make_late(g, dtype=dtype):
+            A = (torch.randn(3, 8200, generator=g) * 2).clamp(-5.5, 5.5)
+            A[:, [7, 4095, 4096, 8199]] *= 4
+            W = torch.randn(40, 8200, generator=g).to(dtype)
+            A = A.to(dtype)
+            CA, SCA, cols = reference.int8_vectorwise_quant(A, 6.0)
+            CB, SCB, _ = reference.int8_vectorwise_quant(W)
+            return (A, CA, CB, SCA, SCB, cols, None), {}
+
+        cases.append(Case("int8_mixed_scaled_mm", f"3x40x8200-{str(dtype)[6:]}-outliers_around_4096", make_late,
+                          _mixed_compare))
     return cases
 
 

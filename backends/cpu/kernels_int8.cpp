@@ -552,10 +552,13 @@ constexpr int64_t kMb = 64;    // rows of A per block (A block kMb x kKc stays i
 constexpr int64_t kNb = 256;   // output columns per block (int32 block buffer kMb x kNb = 64 KiB)
 constexpr int64_t kKc = 4096;  // K per chunk (B tile NR x kKc stays in L1)
 
-// sb[j * ld + n] = out_dtype((float(B[nb + n, col_j]) * col[nb + n]) * (1/127)) (the reference's subB)
-void outlier_weights_ld(const Int8GemmArgs& g, int64_t nb, int64_t nlen, float* sb, int64_t ld) {
+// sb[j * ld + n] = out_dtype((float(B[nb + n, col_j]) * col[nb + n]) * (1/127)) (the reference's subB), for
+// the outlier columns col_j in [c0, c1)
+void outlier_weights_ld(const Int8GemmArgs& g, int64_t nb, int64_t nlen, float* sb, int64_t ld, int64_t c0 = 0,
+                        int64_t c1 = INT64_MAX) {
   for (int64_t j = 0; j < g.n_outl; ++j) {
     const int64_t c = g.outl_cols[j];
+    if (c < c0 || c >= c1) continue;
     float* d = sb + j * ld;
     for (int64_t n = 0; n < nlen; ++n) {
       float v = ((float)g.B[(nb + n) * g.K + c] * g.col_stats[nb + n]) * kDequant;
@@ -600,6 +603,8 @@ void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
     for (int64_t nb = n0; nb < n1; nb += kNb) {
       const int64_t nlen = (n1 - nb < kNb) ? n1 - nb : kNb;
       for (int64_t i = 0; i < mlen; ++i) memset(buf + i * kNb, 0, (size_t)nlen * sizeof(int32_t));
+      const int64_t no = g.C ? 0 : g.n_outl;
+      const bool make_sb = no > 0 && !g.outl_b;
       for (int64_t k0 = 0; k0 < K; k0 += kKc) {
         const int64_t kc = (K - k0 < kKc) ? K - k0 : kKc;
         for (int64_t n = 0; n < nlen; n += NR) {
@@ -611,12 +616,13 @@ void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
             const int8_t* pf = (m == 0 && n + 2 * NR <= nlen) ? Bp + NR * K : nullptr;
             kMk.t[mr][nr](g.A + (mb + m) * K + k0, K, Bp, K, kc, buf + m * kNb + n, kNb, pf);
           }
+          // the outlier weights of these rows in this K chunk while the rows are in L1 (read afterwards, the
+          // bytes of 256 rows at a 4 KiB stride missed to L3: ~25% of a batch-1 call)
+          if (make_sb) outlier_weights_ld(g, nb + n, nr, sbuf + n, kNb, k0, k0 + kc);
         }
       }
-      const int64_t no = g.C ? 0 : g.n_outl;
       const float* sb = g.outl_b ? g.outl_b + nb : sbuf;
       const int64_t ldsb = g.outl_b ? g.N : kNb;
-      if (no > 0 && !g.outl_b) outlier_weights_ld(g, nb, nlen, sbuf, kNb);
       for (int64_t i = 0; i < mlen; ++i) {
         const int64_t m = mb + i;
         const int32_t corr = g.a_corr ? g.a_corr[m] : 0;
