@@ -460,21 +460,15 @@ inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t
       const int64_t e = (n0 + j) * K + k;
       const uint8_t* bp = a.B + (e >> 1);
       _mm_prefetch((const char*)(bp + pfd), _MM_HINT_T1);  // the same unit of a row tile >= 32 KiB ahead
-      const __m256i s0 =
-          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[e >> a.bshift])));
-      __m512i tbl;
-      if (BS32) {
-        const __m256i s1 =
-            (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(code, _mm512_set1_ps(a.absmax[(e >> 5) + 1])));
-        tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s1, 1);
-      } else {
-        tbl = _mm512_inserti64x4(_mm512_castsi256_si512(s0), s0, 1);
-      }
+      // table: bf16(code * absmax) in entries 0-15 (blocksize 32: the next block's in entries 16-31, used by
+      // the upper 32 elements through lane_off)
+      const __m512i tbl = BS32 ? scaled_table2(code, a.absmax[e >> 5], a.absmax[(e >> 5) + 1])
+                               : scaled_table(code, a.absmax[e >> a.bshift]);
       const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)bp));
-      __m512i ih = _mm512_srli_epi16(w, 4), il = w;
+      __m512i ih = _mm512_srli_epi16(w, 4), il = _mm512_and_si512(w, m15);
       if (BS32) {
         ih = _mm512_or_si512(ih, lane_off);
-        il = _mm512_or_si512(_mm512_and_si512(w, m15), lane_off);
+        il = _mm512_or_si512(il, lane_off);
       }
       wh[j] = _mm512_permutexvar_epi16(ih, tbl);
       wl[j] = _mm512_permutexvar_epi16(il, tbl);
