@@ -209,7 +209,8 @@ void rows_general(const Mm4Args& a, const V::Tbl& code, int64_t n0, int64_t n1) 
   }
 }
 
-void rows(const Mm4Args& a, int64_t n0, int64_t n1) {
+void rows(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
   const V::Tbl code = V::load_code(a.code);
   if (a.K % U != 0) return rows_general(a, code, n0, n1);
   int64_t m = 0;
@@ -411,7 +412,8 @@ inline void store_tile(const Mm4Args& a, int64_t m0, int64_t mt, int64_t n, int 
 }
 
 // A is a.Abf in natural order (not permuted), K % 32 == 0
-void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
+void rows_bf16(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
   alignas(64) uint32_t wt[TKC / 2 * TNR];
   alignas(64) float cb[TMT * TNR];
   const __m512 code = _mm512_loadu_ps(a.code);
@@ -494,7 +496,8 @@ inline void rows_direct_mb(const Mm4Args& a, const __m512 tbl, int64_t m0, int64
 }
 
 template <bool BS32>
-void rows_direct_t(const Mm4Args& a, int64_t n0, int64_t n1) {
+void rows_direct_t(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
   const __m512 tbl = _mm512_loadu_ps(a.code);
   int64_t m = 0;
   for (; m + 4 <= a.M; m += 4) rows_direct_mb<4, 3, BS32>(a, tbl, m, n0, n1);
@@ -519,7 +522,8 @@ void rows_bf16_direct(const Mm4Args& a, int64_t n0, int64_t n1) {
 // ============================================================ scalar
 constexpr int U = 1;
 
-void rows(const Mm4Args& a, int64_t n0, int64_t n1) {
+void rows(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
   const int64_t K = a.K;
   constexpr int MT = 8;
   for (int64_t n = n0; n < n1; ++n) {
