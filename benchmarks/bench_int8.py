@@ -25,6 +25,7 @@ import logging
 import os
 import pathlib
 import platform
+import sys
 import statistics
 import time
 import warnings
@@ -33,6 +34,9 @@ import torch
 
 import bnb_core
 from bnb_core.nn import Linear8bitLt
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import timed_rounds  # noqa: E402
 
 warnings.filterwarnings("ignore")
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
@@ -51,24 +55,6 @@ def copy_bandwidth(nbytes=256 << 20) -> float:
         dst.copy_(src)
         ts.append(time.perf_counter() - t0)
     return 2 * nbytes / statistics.median(ts)
-
-
-def timed_rounds(fns: dict, min_time: float, rounds: int = 5) -> dict:
-    """Interleaved timing: `rounds` rounds, each running every contender for ~min_time/rounds seconds."""
-    times = {k: [] for k in fns}
-    for k, f in fns.items():  # warm-up
-        f()
-        f()
-    for _ in range(rounds):
-        for k, f in fns.items():
-            start = time.perf_counter()
-            while True:
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
-                if time.perf_counter() - start > min_time / rounds and len(times[k]) >= 3:
-                    break
-    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 class Rotator:

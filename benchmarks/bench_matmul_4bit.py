@@ -6,7 +6,8 @@ For Llama linear shapes W [N, K] (NF4, blocksize 64, bf16 activations) and batch
   int4        torch.ops.aten._weight_int4pack_mm_for_cpu (int4, group 64)
   bnb_eval    bitsandbytes Linear4bit in eval mode (its repacked CPU path; called once before timing)
   bnb_mm4     bitsandbytes.matmul_4bit (the train-mode functional path)
-Batch 1 is timed hot (one weight, in cache where it fits) and streamed (rotating through weight copies
+Contenders are timed in interleaved rounds (benchmarks/_timing.py: the machine may be shared, and drift then
+hits every contender alike); times are medians. Batch 1 is timed hot (one weight, in cache where it fits) and streamed (rotating through weight copies
 totalling > 512 MiB, so every call reads its weight from memory: ours, dense, int4, and bnb_eval through
 copies of its repacked weight and absmax); for the streamed rows the copy bandwidth measured in this run gives
 each kernel's % of it on its weight bytes (packed bytes for 4-bit); it is measured at the start and again
@@ -33,7 +34,9 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bnb_core  # noqa: E402,F401
+from _timing import timed_rounds  # noqa: E402
 from bnb_core import formats  # noqa: E402
 
 SHAPES = [(4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (4096, 14336), (8192, 8192), (28672, 8192)]
@@ -156,63 +159,73 @@ def main():
             for mode in (("hot", "stream") if M == 1 else ("hot",)):
                 A = torch.randn(M, K, generator=g).to(torch.bfloat16)
                 row = {"N": N, "K": K, "M": M, "mode": mode}
+                # contenders are timed in interleaved rounds (the machine may be shared: drift hits all alike)
+                fns = {}
+                restore = None
                 if mode == "hot":
-                    row["ours"] = timeit(ours_for(A))
-                    row["dense"] = timeit(lambda: torch.nn.functional.linear(A, Wd))
+                    fns["ours"] = ours_for(A)
+                    fns["dense"] = lambda: torch.nn.functional.linear(A, Wd)
                     if w4 is not None:
-                        row["int4"] = timeit(lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(A, w4, 64, sz))
+                        fns["int4"] = lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(A, w4, 64, sz)
                     if bnbmod is not None:
                         layer.eval()
                         with torch.no_grad():
                             layer(A)  # repacks once
-                            row["bnb_eval"] = timeit(lambda: layer(A))
                         qs = layer.weight.quant_state
                         wt = layer.weight
+                        fns["bnb_eval"] = lambda: layer(A)
                         try:
                             with torch.no_grad():
-                                row["bnb_mm4"] = timeit(lambda: bnbmod.matmul_4bit(A, wt.t(), quant_state=qs))
+                                bnbmod.matmul_4bit(A, wt.t(), quant_state=qs)
+                            fns["bnb_mm4"] = lambda: bnbmod.matmul_4bit(A, wt.t(), quant_state=qs)
                         except Exception as e:  # noqa: BLE001
                             row["bnb_mm4_error"] = str(e)[:200]
+                    min_time = 0.25
                 else:
                     # the machine may be shared: copy bandwidth again, next to the streamed timings it scales
                     bw_row = copy_bandwidth()
                     row["copy_bandwidth_GBps"] = bw_row / 1e9
-                    c = ncopies(packed_bytes)
-                    copies = [(packed.clone(), absmax.clone()) for _ in range(c)]
                     code = formats.code_4bit("nf4").clone()
-                    row["ours"] = timeit(rotating([
-                        (lambda p=p, a=a: torch.ops.bnb.gemv_4bit(A, p, [N, K], a, code, BS)) for p, a in copies]),
-                        min_time=0.5)
-                    del copies
-                    cd = ncopies(N * K * 2)
-                    dcopies = [Wd.clone() for _ in range(min(cd, 8))]
-                    row["dense"] = timeit(rotating([(lambda w=w: torch.nn.functional.linear(A, w)) for w in dcopies]),
-                                          min_time=0.5)
-                    del dcopies
+                    copies = [(packed.clone(), absmax.clone()) for _ in range(ncopies(packed_bytes))]
+                    fns["ours"] = rotating([
+                        (lambda p=p, a=a: torch.ops.bnb.gemv_4bit(A, p, [N, K], a, code, BS)) for p, a in copies])
+                    dcopies = [Wd.clone() for _ in range(min(ncopies(N * K * 2), 8))]
+                    fns["dense"] = rotating([(lambda w=w: torch.nn.functional.linear(A, w)) for w in dcopies])
                     if w4 is not None:
                         icopies = [w4.clone() for _ in range(ncopies(int4_bytes))]
-                        row["int4"] = timeit(rotating([
-                            (lambda w=w: torch.ops.aten._weight_int4pack_mm_for_cpu(A, w, 64, sz)) for w in icopies]),
-                            min_time=0.5)
-                        del icopies
+                        fns["int4"] = rotating([
+                            (lambda w=w: torch.ops.aten._weight_int4pack_mm_for_cpu(A, w, 64, sz)) for w in icopies])
                     if bnbmod is not None:
                         # its repacked layer, rotating through copies of the repacked weight and its absmax
                         layer.eval()
                         with torch.no_grad():
                             layer(A)  # repacks once
-                            qs = layer.weight.quant_state
-                            base_w, base_a = layer.weight.data, qs.absmax
-                            bcopies = [(base_w.clone(), base_a.clone()) for _ in range(ncopies(packed_bytes))]
+                        qs = layer.weight.quant_state
+                        base_w, base_a = layer.weight.data, qs.absmax
+                        bcopies = [(base_w.clone(), base_a.clone()) for _ in range(ncopies(packed_bytes))]
 
-                            def call_bnb(w, a):
-                                layer.weight.data = w
-                                qs.absmax = a
-                                return layer(A)
+                        def call_bnb(w, a, layer=layer, qs=qs):
+                            layer.weight.data = w
+                            qs.absmax = a
+                            return layer(A)
 
-                            row["bnb_eval"] = timeit(rotating([(lambda w=w, a=a: call_bnb(w, a)) for w, a in bcopies]),
-                                                     min_time=0.5)
+                        fns["bnb_eval"] = rotating([(lambda w=w, a=a: call_bnb(w, a)) for w, a in bcopies])
+
+                        def restore(layer=layer, qs=qs, base_w=base_w, base_a=base_a):
                             layer.weight.data, qs.absmax = base_w, base_a
-                            del bcopies
+                    min_time = 0.5
+                with torch.no_grad():
+                    for k, (med, _mn) in timed_rounds(fns, min_time * len(fns)).items():
+                        row[k] = med
+                if restore is not None:
+                    restore()
+                fns.clear()
+                if mode == "stream":
+                    del copies, dcopies
+                    if w4 is not None:
+                        del icopies
+                    if bnbmod is not None:
+                        del bcopies
                         row["bnb_eval_pct_bw"] = 100 * packed_bytes / row["bnb_eval"] / bw_row
                     row["ours_pct_bw"] = 100 * packed_bytes / row["ours"] / bw_row
                     if "int4" in row:
