@@ -412,7 +412,7 @@ inline void store_tile(const Mm4Args& a, int64_t m0, int64_t mt, int64_t n, int 
 }
 
 // A is a.Abf in natural order (not permuted), K % 32 == 0
-void rows_bf16(const Mm4Args& args, int64_t n0, int64_t n1) {
+void rows_bf16_tile(const Mm4Args& args, int64_t n0, int64_t n1) {
   const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
   alignas(64) uint32_t wt[TKC / 2 * TNR];
   alignas(64) float cb[TMT * TNR];
@@ -441,6 +441,180 @@ void rows_bf16(const Mm4Args& args, int64_t n0, int64_t n1) {
       store_tile(a, m0, mt, n, nr, cb);
     }
   }
+}
+
+// ------------------------------------------------------------ pipelined tile path
+// As rows_bf16, but the row-major decode of the NEXT tile is interleaved with the multiplies on the current
+// one, one 64-column unit every few weight pairs, so the decode's shuffles issue next to vdpbf16ps instead
+// of in a separate phase (the phases are longer than the reorder window). 128-column tiles (the tile and the
+// next tile's staging rows: 2 x 16 KiB), 4 x 4 register tiles (registers left for a decode unit).
+constexpr int PKC = 128;  // columns per tile
+constexpr int PMR = 4;    // rows of A per register tile
+
+struct TileJob {  // the next tile: rows [n, n + nr), columns [k0, k0 + kc), decoded row-major into stage
+  const uint8_t* B;
+  const float* absmax;
+  int64_t K;
+  int bshift;
+  bool bs32;
+  __m512 code;
+  __m512i sel_lo, sel_hi, hi16;
+  uint32_t* stage;  // [TNR][PKC / 2]
+  int64_t n, k0;
+  int nr, kc, next, total;
+
+  void start(int64_t n_, int nr_, int64_t k0_, int kc_) {
+    n = n_, nr = nr_, k0 = k0_, kc = kc_, next = 0, total = nr_ * (kc_ / 64);
+  }
+  inline void unit() {
+    const int per_row = kc / 64, u = next++;
+    const int i = u / per_row, c = u - i * per_row;
+    const int64_t e = (n + i) * K + k0 + 64 * c;
+    if (c == 0) {  // this row's next tiles: one ahead into L1, three ahead into L2 (64 interleaved streams)
+      if (k0 + PKC < K) _mm_prefetch((const char*)(B + ((e + PKC) >> 1)), _MM_HINT_T0);
+      if (k0 + 4 * PKC < K) _mm_prefetch((const char*)(B + ((e + 4 * PKC) >> 1)), _MM_HINT_T1);
+    }
+    __m512i w0, w1;
+    if (bs32)
+      decode_pairs64(B + (e >> 1), scaled_table2(code, absmax[e >> 5], absmax[(e >> 5) + 1]), hi16, sel_lo, sel_hi, w0,
+                     w1);
+    else
+      decode_pairs64(B + (e >> 1), scaled_table(code, absmax[e >> bshift]), _mm512_setzero_si512(), sel_lo, sel_hi,
+                     w0, w1);
+    uint32_t* dst = stage + i * (PKC / 2) + 32 * c;
+    _mm512_store_si512((void*)dst, w0);
+    _mm512_store_si512((void*)(dst + 16), w1);
+  }
+  void finish() {
+    while (next < total) unit();
+  }
+};
+
+// stage rows [0, nr) (rows >= nr read as zero), pairs [0, kc / 2) -> wt[kc / 2][TNR]
+inline void transpose_stage(const uint32_t* stage, int nr, int kc, uint32_t* wt) {
+  for (int j = 0; j * 16 < nr; ++j)
+    for (int p = 0; p < kc / 2; p += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = j * 16 + i < nr ? _mm512_load_si512((const void*)(stage + (j * 16 + i) * (PKC / 2) + p))
+                               : _mm512_setzero_si512();
+      transpose16(r);
+      for (int q = 0; q < 16; ++q) _mm512_store_si512((void*)(wt + (p + q) * TNR + j * 16), r[q]);
+    }
+}
+
+// micro_tile plus `units` decode units of `job` spread over the pairs
+template <int MR, int NV>
+inline void micro_pipe(const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init,
+                       TileJob& job, int units) {
+  __m512 c[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) c[i][j] = init ? _mm512_setzero_ps() : _mm512_load_ps(C + i * TNR + j * 16);
+  const int64_t every = units > 0 ? (np / units > 0 ? np / units : 1) : np + 1;
+  int done = 0;
+  int64_t countdown = every;
+  for (int64_t p = 0; p < np; ++p) {
+    __m512i w[NV];
+    for (int j = 0; j < NV; ++j) w[j] = _mm512_load_si512((const void*)(wt + p * TNR + j * 16));
+    for (int i = 0; i < MR; ++i) {
+      int32_t v;
+      memcpy(&v, A + i * lda + 2 * p, 4);
+      const __m512i av = _mm512_set1_epi32(v);
+      for (int j = 0; j < NV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], (__m512bh)av, (__m512bh)w[j]);
+    }
+    if (--countdown == 0) {
+      countdown = every;
+      if (done < units) {
+        job.unit();
+        ++done;
+      }
+    }
+  }
+  for (; done < units; ++done) job.unit();
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) _mm512_store_ps(C + i * TNR + j * 16, c[i][j]);
+}
+
+template <int NV>
+inline void micro_pipe_m(int mr, const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init,
+                         TileJob& job, int units) {
+  switch (mr) {
+    case 4: return micro_pipe<4, NV>(A, lda, wt, np, C, init, job, units);
+    case 3: return micro_pipe<3, NV>(A, lda, wt, np, C, init, job, units);
+    case 2: return micro_pipe<2, NV>(A, lda, wt, np, C, init, job, units);
+    default: return micro_pipe<1, NV>(A, lda, wt, np, C, init, job, units);
+  }
+}
+
+void rows_bf16_pipe(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
+  alignas(64) uint32_t wt[PKC / 2 * TNR];
+  alignas(64) uint32_t stage[TNR * (PKC / 2)];
+  alignas(64) float cb[TMT * TNR];
+  alignas(64) static const uint8_t kSel[64] = {0, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0, 3, 0, 3, 0, 4, 0, 4, 0, 5, 0,
+                                              5, 0, 6, 0, 6, 0, 7, 0, 7, 0, 8, 0, 8, 0, 9, 0, 9, 0, 10, 0, 10, 0,
+                                              11, 0, 11, 0, 12, 0, 12, 0, 13, 0, 13, 0, 14, 0, 14, 0, 15, 0, 15, 0};
+  const int64_t K = a.K;
+  TileJob job;
+  job.B = a.B, job.absmax = a.absmax, job.K = K, job.bshift = a.bshift, job.bs32 = a.blocksize == 32;
+  job.code = _mm512_loadu_ps(a.code);
+  job.sel_lo = _mm512_load_si512((const void*)kSel);
+  job.sel_hi = _mm512_add_epi8(job.sel_lo, _mm512_set1_epi8(16));
+  job.hi16 = _mm512_set1_epi16(16);
+  job.stage = stage;
+  // tiles in loop order (n, m0, k0); the first is decoded up front
+  int64_t n = n0, m0 = 0, k0 = 0;
+  auto nr_of = [&](int64_t nn) { return (int)((n1 - nn) < TNR ? (n1 - nn) : TNR); };
+  auto kc_of = [&](int64_t kk) { return (int)((K - kk) < PKC ? (K - kk) : PKC); };
+  job.start(n, nr_of(n), k0, kc_of(k0));
+  job.finish();
+  transpose_stage(stage, job.nr, job.kc, wt);
+  for (;;) {
+    const int nr = nr_of(n), nv = (nr + 15) / 16, kc = kc_of(k0);
+    const int64_t mt = (a.M - m0) < TMT ? (a.M - m0) : TMT;
+    // the next tile
+    int64_t nn = n, nm0 = m0, nk0 = k0 + PKC;
+    if (nk0 >= K) {
+      nk0 = 0;
+      nm0 = m0 + TMT;
+      if (nm0 >= a.M) nm0 = 0, nn = n + TNR;
+    }
+    const bool has_next = nn < n1;
+    if (has_next) job.start(nn, nr_of(nn), nk0, kc_of(nk0));
+    else job.start(n, 0, 0, 64);  // nothing to decode
+    const int64_t ncalls = (mt + PMR - 1) / PMR;
+    int left = job.total;
+    for (int64_t i = 0, call = 0; i < mt; i += PMR, ++call) {
+      const int mr = (int)((mt - i) < PMR ? (mt - i) : PMR);
+      const int units = (int)((left + (ncalls - call) - 1) / (ncalls - call));
+      left -= units;
+      const uint16_t* Ai = a.Abf + (m0 + i) * K + k0;
+      float* C = cb + i * TNR;
+      switch (nv) {
+        case 4: micro_pipe_m<4>(mr, Ai, K, wt, kc / 2, C, k0 == 0, job, units); break;
+        case 3: micro_pipe_m<3>(mr, Ai, K, wt, kc / 2, C, k0 == 0, job, units); break;
+        case 2: micro_pipe_m<2>(mr, Ai, K, wt, kc / 2, C, k0 == 0, job, units); break;
+        default: micro_pipe_m<1>(mr, Ai, K, wt, kc / 2, C, k0 == 0, job, units); break;
+      }
+    }
+    if (k0 + PKC >= K) store_tile(a, m0, mt, n, nr, cb);
+    if (!has_next) break;
+    job.finish();
+    transpose_stage(stage, job.nr, job.kc, wt);
+    n = nn, m0 = nm0, k0 = nk0;
+  }
+}
+
+// From 32 rows of A the pipelined path (its 4 x 4 register tile is slower than the 6 x 4 one, but the decode
+// hides behind the multiplies: single thread, 4096 x 4096, cycles per 32 weights: 32 rows 21-24 vs 25,
+// 48 rows 28-29 vs 36, 128 rows 70-73 vs 89-90; at 16 rows 15-25 vs 13-14, at 24 even).
+constexpr int64_t kPipeMinRows = 32;
+
+void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
+  if (a.M >= kPipeMinRows)
+    rows_bf16_pipe(a, n0, n1);
+  else
+    rows_bf16_tile(a, n0, n1);
 }
 
 // ------------------------------------------------------------ direct bf16 path (few rows of A)
