@@ -286,7 +286,7 @@ def _gemm_4bit_tile_cases():
         (33, 65, 100, 64, ("nf4",)),
         (7, 72, 192, 64, ("fp4",)),  # CPU bf16: direct path, a 4-row group then a 3-row remainder
         (12, 80, 320, 32, ("nf4",)),  # CPU bf16: tile path at blocksize 32, a 16-row partial tile
-        (40, 72, 448, 32, ("fp4",)),  # CPU bf16: pipelined path (>= 32 rows) at blocksize 32, a 64-column last tile
+        (40, 72, 448, 32, ("fp4",)),  # CPU bf16: pipelined path (>= 24 rows) at blocksize 32, a 64-column last tile
     ]
     for i, (M, N, K, bs, qts) in enumerate(shapes):
         for dtype in FLOATS:

@@ -467,8 +467,8 @@ struct TileJob {  // the next tile: rows [n, n + nr), columns [k0, k0 + kc), dec
     n = n_, nr = nr_, k0 = k0_, kc = kc_, next = 0, total = nr_ * (kc_ / 64);
   }
   inline void unit() {
-    const int per_row = kc / 64, u = next++;
-    const int i = u / per_row, c = u - i * per_row;
+    const int u = next++;
+    const int i = kc == PKC ? u >> 1 : u, c = kc == PKC ? u & 1 : 0;  // PKC = 2 units per row (no division)
     const int64_t e = (n + i) * K + k0 + 64 * c;
     if (c == 0) {  // this row's next tiles: one ahead into L1, three ahead into L2 (64 interleaved streams)
       if (k0 + PKC < K) _mm_prefetch((const char*)(B + ((e + PKC) >> 1)), _MM_HINT_T0);
@@ -605,10 +605,10 @@ void rows_bf16_pipe(const Mm4Args& args, int64_t n0, int64_t n1) {
   }
 }
 
-// From 32 rows of A the pipelined path (its 4 x 4 register tile is slower than the 6 x 4 one, but the decode
-// hides behind the multiplies: single thread, 4096 x 4096, cycles per 32 weights: 32 rows 21-24 vs 25,
-// 48 rows 28-29 vs 36, 128 rows 70-73 vs 89-90; at 16 rows 15-25 vs 13-14, at 24 even).
-constexpr int64_t kPipeMinRows = 32;
+// From 24 rows of A the pipelined path (its 4 x 4 register tile is slower than the 6 x 4 one, but the decode
+// hides behind the multiplies). Single thread, 4096 x 4096, cycles per 32 weights, pipelined vs tile: 24 rows
+// 17.5-18 vs 19-19.5, 32 rows 21-24 vs 25, 48 rows 28-29 vs 36, 128 rows 70-73 vs 89-90; 16 rows 14-15 vs 13.
+constexpr int64_t kPipeMinRows = 24;
 
 void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
   if (a.M >= kPipeMinRows)
