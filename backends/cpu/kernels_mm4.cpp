@@ -9,7 +9,9 @@
 // bf16 tile path (avx512vnni, bf16 A, many rows): a tile of 64 weight rows x 256 columns is decoded once
 // into an L1 buffer as bf16 (table = bf16(code * absmax), one vpermw per 32 elements) in the vdpbf16ps pair
 // layout (a 16 x 16 dword transpose per 16 rows), then every row of A is multiplied by it as outer products:
-// A pairs broadcast, 6 x 64 outputs in registers, no horizontal sums.
+// A pairs broadcast, 6 x 64 outputs in registers, no horizontal sums (rows_bf16_tile, 9-23 rows). From 24
+// rows the pipelined variant decodes the next 128-column tile inside the current tile's micro-kernel, so the
+// decode overlaps the multiplies (rows_bf16_pipe; rows_bf16 picks one).
 //
 // direct bf16 path (avx512vnni, bf16 A, few rows): the same bf16 weights decoded in registers and used
 // at once in dot products along K (no tile buffer; A prepared by prep_a_bf16) (rows_bf16_direct).
