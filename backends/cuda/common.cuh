@@ -124,6 +124,30 @@ struct DT<2> {  // bf16: a shift up; round-to-nearest-even down (NaN -> 0x7FC0),
   __device__ __forceinline__ static void store(T* p, int64_t i, float v) { p[i] = to(v); }
 };
 
+// Loads 8 consecutive values starting at element i as fp32 (count valid elements; the rest read as 0). vec: the
+// 128-bit path (one 16-byte load, two for fp32), valid when the address of element i is aligned to 8 elements.
+template <int D>
+__device__ __forceinline__ void load8(const typename DT<D>::T* x, int64_t i, int count, bool vec, float v[8]) {
+  if (vec && count == 8) {
+    if constexpr (D == 0) {
+      const float4 a = reinterpret_cast<const float4*>(x + i)[0];
+      const float4 b = reinterpret_cast<const float4*>(x + i)[1];
+      v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    } else {
+      const uint4 a = *reinterpret_cast<const uint4*>(x + i);
+      const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        v[2 * k] = DT<D>::from((uint16_t)(w[k] & 0xFFFFu));
+        v[2 * k + 1] = DT<D>::from((uint16_t)(w[k] >> 16));
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int k = 0; k < 8; ++k) v[k] = k < count ? DT<D>::load(x, i + k) : 0.0f;
+}
+
 template <int D>
 using DtypeTag = std::integral_constant<int, D>;
 

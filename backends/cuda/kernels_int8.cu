@@ -69,30 +69,6 @@ __device__ __forceinline__ unsigned warp_max_u32(unsigned v) {
   return v;
 }
 
-// Loads 8 consecutive elements from i as fp32 (count valid; the rest read as 0). vec: 16-byte (fp32: two
-// 16-byte) loads, valid when the address of element i is aligned to 8 elements.
-template <int D>
-__device__ __forceinline__ void load8(const typename DT<D>::T* x, int64_t i, int count, bool vec, float v[8]) {
-  if (vec && count == 8) {
-    if constexpr (D == 0) {
-      const float4 a = reinterpret_cast<const float4*>(x + i)[0];
-      const float4 b = reinterpret_cast<const float4*>(x + i)[1];
-      v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-    } else {
-      const uint4 a = *reinterpret_cast<const uint4*>(x + i);
-      const uint32_t w[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        v[2 * k] = DT<D>::from((uint16_t)(w[k] & 0xFFFFu));
-        v[2 * k + 1] = DT<D>::from((uint16_t)(w[k] >> 16));
-      }
-    }
-    return;
-  }
-#pragma unroll
-  for (int k = 0; k < 8; ++k) v[k] = k < count ? DT<D>::load(x, i + k) : 0.0f;
-}
-
 __device__ __forceinline__ void store8_i8(int8_t* out, int64_t i, int count, bool vec, const int8_t q[8]) {
   if (vec && count == 8) {
     uint2 w;

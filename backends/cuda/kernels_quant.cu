@@ -14,30 +14,6 @@ constexpr int kWarp = 32;
 constexpr int kQuantThreads = 256;  // 8 warps = 8 quantization blocks per CTA
 constexpr int kDequantThreads = 256;
 
-// Loads 8 consecutive values starting at element i (i a multiple of 8) as fp32; `vec` = 128-bit path
-// (the base pointer is 16-byte aligned for 16-bit types, 32-byte for fp32), `count` = valid elements.
-template <int D>
-__device__ __forceinline__ void load8(const typename DT<D>::T* x, int64_t i, int count, bool vec, float v[8]) {
-  if (vec && count == 8) {
-    if constexpr (D == 0) {
-      const float4 a = reinterpret_cast<const float4*>(x + i)[0];
-      const float4 b = reinterpret_cast<const float4*>(x + i)[1];
-      v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-    } else {
-      const uint4 a = *reinterpret_cast<const uint4*>(x + i);
-      const uint32_t w[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        v[2 * k] = DT<D>::from((uint16_t)(w[k] & 0xFFFFu));
-        v[2 * k + 1] = DT<D>::from((uint16_t)(w[k] >> 16));
-      }
-    }
-    return;
-  }
-#pragma unroll
-  for (int k = 0; k < 8; ++k) v[k] = k < count ? DT<D>::load(x, i + k) : 0.0f;
-}
-
 // Stores 8 values as the output dtype starting at element i.
 template <int D>
 __device__ __forceinline__ void store8(typename DT<D>::T* out, int64_t i, int count, bool vec, const float v[8]) {
