@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "bnb_optim_consts.h"
 #include "bnb_quant_math.h"
 #include "kernels_optim.h"
 #include "ops.h"
@@ -35,39 +36,18 @@ const OptimKernelTable* optim_table() {
 
 bool two_states(int name) { return name == kOptAdam || name == kOptLamb || name == kOptAdemamix; }
 
-// Status of the arguments shared by both ops; fills the fp32 constants (the float32 roundings of the
-// reference's Python-float expressions).
+// Status of the arguments shared by both ops; fills the fp32 constants (bnb_optim_consts.h, shared with the
+// CUDA and XPU backends).
 int prepare(int name, int dtype, int64_t n, int64_t step, double beta1, double beta2, double beta3, double alpha,
             double eps, double weight_decay, double lr, double gnorm_scale, bool skip_zeros, OptimConsts* k) {
   if (name < kOptAdam || name > kOptAdemamix) return kBadOptimizerName;
   if (dtype < 0 || dtype > 2) return kBadDtype;
   if (n < 0 || step < 1) return kBadSize;
   const bool coupled = name == kOptMomentum || name == kOptLars || name == kOptRmsprop || name == kOptAdagrad;
-  const double c1 = 1.0 - pow(beta1, (double)step);
-  const double c2 = sqrt(1.0 - pow(beta2, (double)step));
   k->name = name;
   k->dtype = dtype;
   k->skip_zeros = skip_zeros;
-  k->coupled_wd = coupled && weight_decay > 0.0;
-  k->decoupled_wd = !coupled && weight_decay > 0.0;
-  k->first_step = step == 1;
-  k->gnorm_scale = (float)gnorm_scale;
-  k->beta1 = (float)beta1;
-  k->beta2 = (float)beta2;
-  k->beta3 = (float)beta3;
-  k->omb1 = (float)(1.0 - beta1);
-  k->omb2 = (float)(1.0 - beta2);
-  k->omb3 = (float)(1.0 - beta3);
-  k->wd = (float)weight_decay;
-  k->decay = (float)(1.0 - lr * weight_decay);
-  k->c1 = (float)c1;
-  k->c2 = (float)c2;
-  k->c2sq = (float)(c2 * c2);
-  k->eps = (float)eps;
-  k->eps_c2 = (float)(eps * c2);
-  k->step_scale = (float)(-lr * c2 / c1);
-  k->neg_lr = (float)(-lr);
-  k->alpha = (float)alpha;
+  bnb_optim_step_consts(k, coupled, step, beta1, beta2, beta3, alpha, eps, weight_decay, lr, gnorm_scale);
   return kOk;
 }
 

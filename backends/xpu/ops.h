@@ -12,6 +12,7 @@
 
 #include <type_traits>
 
+#include "bnb_optim_consts.h"
 #include "kernels_mm4.h"
 #include "kernels_optim.h"
 #include "kernels_quant.h"
@@ -187,8 +188,8 @@ int gemm_4bit(L& l, int dtype, const void* A, int64_t M, int64_t K, const void* 
 
 namespace detail {
 
-// Status of the arguments shared by both optimizer ops; fills the fp32 constants (the float32 roundings
-// of the reference's Python-float expressions, as the CPU backend computes them).
+// Status of the arguments shared by both optimizer ops; fills the fp32 constants (bnb_optim_consts.h,
+// shared with the CPU and CUDA backends).
 inline int optim_prepare(int name, int dtype, int64_t n, int64_t step, double beta1, double beta2, double beta3,
                          double alpha, double eps, double weight_decay, double lr, double gnorm_scale,
                          bool skip_zeros, OptimConsts* k) {
@@ -196,29 +197,8 @@ inline int optim_prepare(int name, int dtype, int64_t n, int64_t step, double be
   if (bad_dtype(dtype)) return kBadDtype;
   if (n < 0 || step < 1) return kBadSize;
   const bool coupled = name == kOptMomentum || name == kOptLars || name == kOptRmsprop || name == kOptAdagrad;
-  const double c1 = 1.0 - pow(beta1, (double)step);
-  const double c2 = sqrt(1.0 - pow(beta2, (double)step));
   k->skip_zeros = skip_zeros ? 1 : 0;
-  k->coupled_wd = coupled && weight_decay > 0.0;
-  k->decoupled_wd = !coupled && weight_decay > 0.0;
-  k->first_step = step == 1;
-  k->gnorm_scale = (float)gnorm_scale;
-  k->beta1 = (float)beta1;
-  k->beta2 = (float)beta2;
-  k->beta3 = (float)beta3;
-  k->omb1 = (float)(1.0 - beta1);
-  k->omb2 = (float)(1.0 - beta2);
-  k->omb3 = (float)(1.0 - beta3);
-  k->wd = (float)weight_decay;
-  k->decay = (float)(1.0 - lr * weight_decay);
-  k->c1 = (float)c1;
-  k->c2 = (float)c2;
-  k->c2sq = (float)(c2 * c2);
-  k->eps = (float)eps;
-  k->eps_c2 = (float)(eps * c2);
-  k->step_scale = (float)(-lr * c2 / c1);
-  k->neg_lr = (float)(-lr);
-  k->alpha = (float)alpha;
+  bnb_optim_step_consts(k, coupled, step, beta1, beta2, beta3, alpha, eps, weight_decay, lr, gnorm_scale);
   return kOk;
 }
 
