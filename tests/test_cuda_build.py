@@ -13,6 +13,7 @@ import torch
 import bnb_core  # noqa: F401
 from bnb_core._ops import OPS
 from bnb_core.backends import cuda as cuda_backend
+from _cuda_status_cases import P, QUANT_BAD_ARGS
 
 REQUIRE = os.environ.get("BNB_CORE_REQUIRE_CUDA_BUILD") == "1"
 
@@ -47,22 +48,10 @@ def test_not_loaded_without_device(mod):
     assert "cuda" not in bnb_core.registry.table()
 
 
-P = 1 << 20  # a non-null fake pointer: validation must reject bad arguments before touching memory
-
-
 @pytest.mark.parametrize(
     "call, status",
     [
-        (lambda m: m.quantize_4bit(0, 0, 3, P, 100, 64, 0, P, 50, P), 2),     # dtype
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 48, 0, P, 50, P), 5),     # blocksize not a power of two
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 8192, 0, P, 50, P), 5),   # blocksize above 4096
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 64, 2, P, 50, P), 3),     # quant_type
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 64, 0, P, 49, P), 6),     # packed output too small
-        (lambda m: m.quantize_4bit(0, 0, 2, 0, 100, 64, 0, P, 50, P), 1),     # null input
-        (lambda m: m.quantize_4bit(-1, 0, 2, P, 100, 64, 0, P, 50, P), 7),    # device
-        (lambda m: m.dequantize_4bit(0, 0, 0, P, -5, P, 64, 0, P), 4),        # negative size
-        (lambda m: m.quantize_blockwise(0, 0, 0, P, 100, P, 8, P, P), 5),     # 8-bit blocksize below 16
-        (lambda m: m.dequantize_blockwise(0, 0, 1, P, 100, P, P, 256, 0), 1),  # null output
+        *QUANT_BAD_ARGS,
         # optimizer_update_32bit(device, stream, name, dtype, g, p, n, s1, s2, unorm, max_unorm, param_norm,
         #   b1, b2, b3, alpha, eps, wd, step, lr, gnorm_scale, skip_zeros, workspace, workspace_len)
         (lambda m: m.optimizer_update_32bit(0, 0, 8, 0, P, P, 100, P, P, 0, 0.0, 0.0, .9, .99, 0, 0, 1e-8, 0, 1, 1e-3,

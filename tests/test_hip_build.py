@@ -27,6 +27,7 @@ import pytest
 
 import bnb_core  # noqa: F401
 from bnb_core.backends import cuda as cuda_backend
+from _cuda_status_cases import P, QUANT_BAD_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("BNB_HIP_BUILD", ROOT / "build" / "hip-ci"))
@@ -178,24 +179,7 @@ def test_support_hip_declares_the_compiled_kernels():
     assert "compiles" in bnb_core.registry.LEVELS
 
 
-P = 1 << 20  # a non-null fake pointer: validation must reject bad arguments before touching memory
-
-
-@pytest.mark.parametrize(
-    "call, status",
-    [
-        (lambda m: m.quantize_4bit(0, 0, 3, P, 100, 64, 0, P, 50, P), 2),     # dtype
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 48, 0, P, 50, P), 5),     # blocksize not a power of two
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 8192, 0, P, 50, P), 5),   # blocksize above 4096
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 64, 2, P, 50, P), 3),     # quant_type
-        (lambda m: m.quantize_4bit(0, 0, 2, P, 100, 64, 0, P, 49, P), 6),     # packed output too small
-        (lambda m: m.quantize_4bit(0, 0, 2, 0, 100, 64, 0, P, 50, P), 1),     # null input
-        (lambda m: m.quantize_4bit(-1, 0, 2, P, 100, 64, 0, P, 50, P), 7),    # device
-        (lambda m: m.dequantize_4bit(0, 0, 0, P, -5, P, 64, 0, P), 4),        # negative size
-        (lambda m: m.quantize_blockwise(0, 0, 0, P, 100, P, 8, P, P), 5),     # 8-bit blocksize below 16
-        (lambda m: m.dequantize_blockwise(0, 0, 1, P, 100, P, P, 256, 0), 1),  # null output
-    ],
-)
+@pytest.mark.parametrize("call, status", QUANT_BAD_ARGS)
 def test_bad_arguments_return_status(mod, call, status):
     s = call(mod)
     assert s == status, mod.error_message(s)
