@@ -360,12 +360,17 @@ inline void decode_tile(const Mm4Args& a, const __m512 code, int64_t n, int nr, 
   }
 }
 
-// C[MR][TNR] (+)= A[MR rows, stride lda][2 * np] x wt[np][TNR], NV vectors of 16 outputs
-template <int MR, int NV>
-inline void micro_tile(const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init) {
+// C[MR][TNR] (+)= A[MR rows, stride lda][2 * np] x wt[np][TNR], NV vectors of 16 outputs, with `units` calls
+// of job.unit() spread over the pairs (the pipelined path's decode of its next tile; none for the tile path)
+template <int MR, int NV, class Job>
+inline void micro_pipe(const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init,
+                       Job& job, int units) {
   __m512 c[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NV; ++j) c[i][j] = init ? _mm512_setzero_ps() : _mm512_load_ps(C + i * TNR + j * 16);
+  const int64_t every = units > 0 ? (np / units > 0 ? np / units : 1) : np + 1;
+  int done = 0;
+  int64_t countdown = every;
   for (int64_t p = 0; p < np; ++p) {
     __m512i w[NV];
     for (int j = 0; j < NV; ++j) w[j] = _mm512_load_si512((const void*)(wt + p * TNR + j * 16));
@@ -375,9 +380,27 @@ inline void micro_tile(const uint16_t* A, int64_t lda, const uint32_t* wt, int64
       const __m512i av = _mm512_set1_epi32(v);
       for (int j = 0; j < NV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], (__m512bh)av, (__m512bh)w[j]);
     }
+    if (--countdown == 0) {
+      countdown = every;
+      if (done < units) {
+        job.unit();
+        ++done;
+      }
+    }
   }
+  for (; done < units; ++done) job.unit();
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NV; ++j) _mm512_store_ps(C + i * TNR + j * 16, c[i][j]);
+}
+
+struct NoJob {
+  void unit() {}
+};
+
+template <int MR, int NV>
+inline void micro_tile(const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init) {
+  NoJob none;
+  micro_pipe<MR, NV>(A, lda, wt, np, C, init, none, 0);
 }
 
 template <int NV>
@@ -503,38 +526,6 @@ inline void transpose_stage(const uint32_t* stage, int nr, int kc, uint32_t* wt)
       transpose16(r);
       for (int q = 0; q < 16; ++q) _mm512_store_si512((void*)(wt + (p + q) * TNR + j * 16), r[q]);
     }
-}
-
-// micro_tile plus `units` decode units of `job` spread over the pairs
-template <int MR, int NV>
-inline void micro_pipe(const uint16_t* A, int64_t lda, const uint32_t* wt, int64_t np, float* C, bool init,
-                       TileJob& job, int units) {
-  __m512 c[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) c[i][j] = init ? _mm512_setzero_ps() : _mm512_load_ps(C + i * TNR + j * 16);
-  const int64_t every = units > 0 ? (np / units > 0 ? np / units : 1) : np + 1;
-  int done = 0;
-  int64_t countdown = every;
-  for (int64_t p = 0; p < np; ++p) {
-    __m512i w[NV];
-    for (int j = 0; j < NV; ++j) w[j] = _mm512_load_si512((const void*)(wt + p * TNR + j * 16));
-    for (int i = 0; i < MR; ++i) {
-      int32_t v;
-      memcpy(&v, A + i * lda + 2 * p, 4);
-      const __m512i av = _mm512_set1_epi32(v);
-      for (int j = 0; j < NV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], (__m512bh)av, (__m512bh)w[j]);
-    }
-    if (--countdown == 0) {
-      countdown = every;
-      if (done < units) {
-        job.unit();
-        ++done;
-      }
-    }
-  }
-  for (; done < units; ++done) job.unit();
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NV; ++j) _mm512_store_ps(C + i * TNR + j * 16, c[i][j]);
 }
 
 template <int NV>
