@@ -593,7 +593,147 @@ void outlier_row(const float* a, int64_t no, const float* sb, int64_t ld, int64_
   }
 }
 
+// The int32 sums of rows [mb, mb + mlen) x columns [nb, nb + nlen) in buf (row stride ld) -> C, or through the
+// fused epilogue with the outlier columns (their weights in sbuf, row stride ld, unless g.outl_b holds them)
+void finish_block(const Int8GemmArgs& g, const int32_t* buf, int64_t ld, const float* sbuf, float* ext, int64_t mb,
+                  int64_t mlen, int64_t nb, int64_t nlen) {
+  const int64_t no = g.C ? 0 : g.n_outl;
+  const float* sb = g.outl_b ? g.outl_b + nb : sbuf;
+  const int64_t ldsb = g.outl_b ? g.N : ld;
+  for (int64_t i = 0; i < mlen; ++i) {
+    const int64_t m = mb + i;
+    const int32_t corr = g.a_corr ? g.a_corr[m] : 0;
+    if (g.C) {
+      store_i32_row(buf + i * ld, corr, nlen, g.C + m * g.N + nb);
+    } else {
+      const float* extra = nullptr;
+      if (no > 0) {
+        outlier_row(g.outl_a + m * no, no, sb, ldsb, nlen, ext);
+        extra = ext;
+      }
+      epilogue_row(g.out_dtype, buf + i * ld, corr, nlen, g.row_stats[m], g.col_stats + nb,
+                   g.bias ? g.bias + nb : nullptr, extra, g.out, m * g.N + nb);
+    }
+  }
+}
+
+#if BNB_I8_VNNI
+// ------------------------------------------------------------ packed path (VNNI, many rows of A, K % 64 == 0)
+// The dot-product kernel above loads a vector of A and of B for every 4 x 4 vpdpbusd and sums each output
+// horizontally. Here kPn weight rows x kPc columns are repacked once per block into a panel of int8 quads,
+// panel[q * kPn + r] = dword (bytes 4q..4q+3 of weight row r) ^ 0x80808080 (vpdpbusd's unsigned operand, as
+// above), by 16 x 16 dword transposes; every quad of a row of A is then broadcast and multiplied into a
+// 6 x 64 register tile of int32 sums (one output per lane): 4 panel loads and 6 broadcasts per 24 vpdpbusd, no
+// horizontal sums. Same int32 sums (wrapping) as the dot kernel, so outputs are identical.
+#include "simd_transpose.h"  // transpose16 (per-ISA: inside this namespace on purpose)
+
+constexpr int64_t kPackMinRows = 24;  // rows of A per task from which the packed path is used (measured: parity at 16)
+constexpr int kPn = 64;               // weight rows per panel: 4 vectors of 16 outputs
+constexpr int64_t kPc = 256;          // columns per panel: 64 quads x 64 rows x 4 B = 16 KiB
+constexpr int kPmr = 6;               // rows of A per register tile
+
+// rows [n, n + nr) (nr <= kPn; the last group's missing rows repeat row n + nr - 1), columns [k0, k0 + kc)
+// (kc % 64 == 0) -> panel. pf: the same bytes of the next panel's rows (pf_nr of them), prefetched: the 64
+// rows are 64 streams at a K-byte stride, more than the hardware prefetchers follow.
+inline void pack_panel(const int8_t* B, int64_t K, int64_t n, int nr, int64_t k0, int64_t kc, uint32_t* panel,
+                       const int8_t* pf, int pf_nr) {
+  const __m512i off = _mm512_set1_epi8((char)0x80);
+  for (int j = 0; j * 16 < nr; ++j) {
+    const int8_t* rows[16];
+    for (int i = 0; i < 16; ++i) {
+      const int r = (j * 16 + i < nr) ? j * 16 + i : nr - 1;
+      rows[i] = B + (n + r) * K + k0;
+    }
+    for (int64_t c = 0; c < kc; c += 64) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_xor_si512(_mm512_loadu_si512((const void*)(rows[i] + c)), off);
+      if (pf)
+        for (int i = 0; i < 16 && j * 16 + i < pf_nr; ++i) _mm_prefetch((const char*)(pf + (j * 16 + i) * K + c), _MM_HINT_T0);
+      transpose16(r);  // r[q] lane i = quad q of row i
+      uint32_t* dst = panel + (c / 4) * kPn + j * 16;
+      for (int q = 0; q < 16; ++q) _mm512_store_si512((void*)(dst + q * kPn), r[q]);
+    }
+  }
+}
+
+// C[i * kPn + 16 v + l] += sum over quads q < nq of dot4(panel[q * kPn + 16 v + l], A[i * lda + 4q .. 4q + 3])
+template <int MR, int NV>
+inline void micro_packed(const int8_t* A, int64_t lda, const uint32_t* panel, int64_t nq, int32_t* C) {
+  __m512i acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_load_si512((const void*)(C + i * kPn + v * 16));
+  for (int64_t q = 0; q < nq; ++q) {
+    __m512i b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_si512((const void*)(panel + q * kPn + v * 16));
+    for (int i = 0; i < MR; ++i) {
+      int32_t aq;
+      memcpy(&aq, A + i * lda + 4 * q, 4);
+      const __m512i a = _mm512_set1_epi32(aq);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], a);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) _mm512_store_si512((void*)(C + i * kPn + v * 16), acc[i][v]);
+}
+
+template <int NV>
+void micro_packed_m(int mr, const int8_t* A, int64_t lda, const uint32_t* panel, int64_t nq, int32_t* C) {
+  switch (mr) {
+    case 6: micro_packed<6, NV>(A, lda, panel, nq, C); break;
+    case 5: micro_packed<5, NV>(A, lda, panel, nq, C); break;
+    case 4: micro_packed<4, NV>(A, lda, panel, nq, C); break;
+    case 3: micro_packed<3, NV>(A, lda, panel, nq, C); break;
+    case 2: micro_packed<2, NV>(A, lda, panel, nq, C); break;
+    default: micro_packed<1, NV>(A, lda, panel, nq, C); break;
+  }
+}
+
+void gemm_packed(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  alignas(64) int32_t buf[kMb * kPn];
+  alignas(64) uint32_t panel[(kPc / 4) * kPn];
+  alignas(64) float ext[kPn];
+  alignas(64) float sbuf[kInt8MaxBlockOutliers * kPn];
+  const int64_t K = g.K;
+  const bool make_sb = !g.C && g.n_outl > 0 && !g.outl_b;
+  for (int64_t mb = m0; mb < m1; mb += kMb) {
+    const int64_t mlen = (m1 - mb < kMb) ? m1 - mb : kMb;
+    for (int64_t nb = n0; nb < n1; nb += kPn) {
+      const int nlen = (int)((n1 - nb < kPn) ? n1 - nb : kPn);
+      const int nv = (nlen + 15) / 16;
+      memset(buf, 0, (size_t)(mlen * kPn) * sizeof(int32_t));
+      for (int64_t k0 = 0; k0 < K; k0 += kPc) {
+        const int64_t kc = (K - k0 < kPc) ? K - k0 : kPc;
+        // the next panel: the next columns of these rows, or the first columns of the next rows
+        const int64_t pn = (k0 + kc < K) ? nb : nb + kPn, pk = (k0 + kc < K) ? k0 + kc : 0;
+        const int pf_nr = (int)((n1 - pn < kPn) ? n1 - pn : kPn);
+        pack_panel(g.B, K, nb, nlen, k0, kc, panel, pf_nr > 0 ? g.B + pn * K + pk : nullptr, pf_nr);
+        // the outlier weights of these rows in this K chunk while the rows are in L1 (see gemm)
+        if (make_sb) outlier_weights_ld(g, nb, nlen, sbuf, kPn, k0, k0 + kc);
+        for (int64_t m = 0; m < mlen; m += kPmr) {
+          const int mr = (int)((mlen - m < kPmr) ? mlen - m : kPmr);
+          const int8_t* Ap = g.A + (mb + m) * K + k0;
+          int32_t* Cp = buf + m * kPn;
+          switch (nv) {
+            case 4: micro_packed_m<4>(mr, Ap, K, panel, kc / 4, Cp); break;
+            case 3: micro_packed_m<3>(mr, Ap, K, panel, kc / 4, Cp); break;
+            case 2: micro_packed_m<2>(mr, Ap, K, panel, kc / 4, Cp); break;
+            default: micro_packed_m<1>(mr, Ap, K, panel, kc / 4, Cp); break;
+          }
+        }
+      }
+      finish_block(g, buf, kPn, sbuf, ext, mb, mlen, nb, nlen);
+    }
+  }
+}
+#endif
+
 void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+#if BNB_I8_VNNI
+  if (m1 - m0 >= kPackMinRows && g.K % 64 == 0 && g.K > 0) {
+    gemm_packed(g, m0, m1, n0, n1);
+    return;
+  }
+#endif
   alignas(64) int32_t buf[kMb * kNb];
   alignas(64) float ext[kNb];
   alignas(64) float sbuf[kInt8MaxBlockOutliers * kNb];
@@ -621,23 +761,7 @@ void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
           if (make_sb) outlier_weights_ld(g, nb + n, nr, sbuf + n, kNb, k0, k0 + kc);
         }
       }
-      const float* sb = g.outl_b ? g.outl_b + nb : sbuf;
-      const int64_t ldsb = g.outl_b ? g.N : kNb;
-      for (int64_t i = 0; i < mlen; ++i) {
-        const int64_t m = mb + i;
-        const int32_t corr = g.a_corr ? g.a_corr[m] : 0;
-        if (g.C) {
-          store_i32_row(buf + i * kNb, corr, nlen, g.C + m * g.N + nb);
-        } else {
-          const float* extra = nullptr;
-          if (no > 0) {
-            outlier_row(g.outl_a + m * no, no, sb, ldsb, nlen, ext);
-            extra = ext;
-          }
-          epilogue_row(g.out_dtype, buf + i * kNb, corr, nlen, g.row_stats[m], g.col_stats + nb,
-                       g.bias ? g.bias + nb : nullptr, extra, g.out, m * g.N + nb);
-        }
-      }
+      finish_block(g, buf, kNb, sbuf, ext, mb, mlen, nb, nlen);
     }
   }
 }

@@ -256,31 +256,7 @@ constexpr int TKC = 256;  // columns per tile: 128 pairs x 64 rows x 4 B = 32 Ki
 constexpr int TMT = 192;  // rows of A per macro tile: fp32 partial sums 192 x 64 x 4 B = 48 KiB
 constexpr int TMR = 6;    // rows of A per register tile: 6 x 4 accumulators
 
-// 16 x 16 dwords: r[i] lane j -> r[j] lane i
-inline void transpose16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  // r[4i + q], 128-bit chunk c = rows 4i..4i+3 of column 4c + q: transpose the 4 x 4 grid of chunks
-  for (int q = 0; q < 4; ++q) {
-    const __m512i u0 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0x88), u1 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0xDD);
-    const __m512i u2 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0x88);
-    const __m512i u3 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0xDD);
-    t[q] = _mm512_shuffle_i32x4(u0, u2, 0x88);
-    t[4 + q] = _mm512_shuffle_i32x4(u1, u3, 0x88);
-    t[8 + q] = _mm512_shuffle_i32x4(u0, u2, 0xDD);
-    t[12 + q] = _mm512_shuffle_i32x4(u1, u3, 0xDD);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
+#include "simd_transpose.h"  // transpose16 (per-ISA: inside this namespace on purpose)
 
 // 32 packed bytes of one weight row -> 32 pairs (two vectors) in natural order: word 2j = byte j >> 4
 // (column 2j), word 2j+1 = byte j & 15 (column 2j+1). The first vector looks up entries 0-15 of tbl, the
