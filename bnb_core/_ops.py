@@ -85,6 +85,8 @@ def _tensor(t, name):
 
 
 def _dtype_in(t: torch.Tensor, name: str, allowed):
+    if isinstance(t, torch.Tensor) and t.dtype in allowed:  # the common case without further calls
+        return
     _tensor(t, name)
     _req(t.dtype in allowed, lambda: f"{name} must have dtype in ({_names(allowed)}), got {t.dtype}")
 
@@ -94,6 +96,8 @@ def _float_dtype(dtype, name):
 
 
 def _same_device(ref: torch.Tensor, ref_name: str, **others):
+    if ref.is_cpu and all(t is None or t.is_cpu for t in others.values()):  # no device objects to build
+        return
     for name, t in others.items():
         if t is not None:
             _req(
