@@ -75,6 +75,49 @@ def test_hugepage_hint_switch_and_results_unchanged():
     assert torch.equal(outs[0], expect) and torch.equal(outs[1], expect)
 
 
+# ------------------------------------------------------------------------------------ streaming stores
+
+
+@pytest.mark.parametrize("isa", list(_cpu.available_isas()))
+def test_streaming_store_dequantize_equals_reference(isa):
+    """With the streaming-store threshold at 0 every 64-byte-aligned dequantize output is written with
+    non-temporal stores (x86): 4-bit and 8-bit, every output dtype, .out and allocating, a partial last block,
+    and a misaligned .out view (which must fall back to normal stores), all equal the reference."""
+    gen = torch.Generator().manual_seed(11)
+    n = 64 * 97 + 40  # a partial last block
+    x = torch.randn(n, generator=gen)
+    code = formats.table("dynamic", "cpu")
+    was_isa, was_min = _cpu.isa(), _cpu.stream_min_bytes()
+    try:
+        assert _cpu.set_isa(isa) == 0
+        _cpu.set_stream_min_bytes(0)
+        assert _cpu.stream_min_bytes() == 0
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            xd = x.to(dtype)
+            for qt in ("nf4", "fp4"):
+                q, a = reference.quantize_4bit(xd, 64, qt, torch.uint8)
+                expect = reference.dequantize_4bit(q, a, 64, qt, [n], dtype)
+                assert torch.equal(torch.ops.bnb.dequantize_4bit(q, a, 64, qt, [n], dtype), expect)
+                buf = torch.full((n + 1,), 7.0, dtype=dtype)
+                for off in (0, 1):  # an aligned and a misaligned view
+                    out = buf[off:off + n]
+                    torch.ops.bnb.dequantize_4bit.out(q, a, 64, qt, [n], dtype, out=out)
+                    assert torch.equal(out, expect), (qt, dtype, off)
+            q8, a8 = reference.quantize_blockwise(x, code, 256)
+            expect8 = reference.dequantize_blockwise(q8, a8, code, 256, dtype)
+            assert torch.equal(torch.ops.bnb.dequantize_blockwise(q8, a8, code, 256, dtype), expect8)
+            buf = torch.zeros(n + 1, dtype=dtype)
+            for off in (0, 1):
+                out = buf[off:off + n]
+                torch.ops.bnb.dequantize_blockwise.out(q8, a8, code, 256, dtype, out=out)
+                assert torch.equal(out, expect8), (dtype, off)
+    finally:
+        _cpu.set_isa(was_isa)
+        _cpu.set_stream_min_bytes(-1)
+    assert _cpu.stream_min_bytes() > 0
+    del was_min
+
+
 # ------------------------------------------------------------------------------------ threads
 
 

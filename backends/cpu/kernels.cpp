@@ -62,8 +62,10 @@ typedef __mmask16 vnan;
 
 template <int DT>
 inline vf vload(const void* p, int64_t i) { return simd_io::load<DT>(p, i); }
-template <int DT>
-inline void vstore(void* p, int64_t i, vf v) { simd_io::store<DT>(p, i, v); }
+template <int DT, bool NT = false>
+inline void vstore(void* p, int64_t i, vf v) { simd_io::store<DT, NT>(p, i, v); }
+// orders the streaming stores of this task before the pool reports it done
+inline void stream_fence() { _mm_sfence(); }
 inline vf vzero() { return _mm512_setzero_ps(); }
 inline vf vset1(float f) { return _mm512_set1_ps(f); }
 inline vf vabs(vf v) { return _mm512_abs_ps(v); }
@@ -127,8 +129,10 @@ typedef __m256 vnan;
 
 template <int DT>
 inline vf vload(const void* p, int64_t i) { return simd_io::load<DT>(p, i); }
-template <int DT>
-inline void vstore(void* p, int64_t i, vf v) { simd_io::store<DT>(p, i, v); }
+template <int DT, bool NT = false>
+inline void vstore(void* p, int64_t i, vf v) { simd_io::store<DT, NT>(p, i, v); }
+// orders the streaming stores of this task before the pool reports it done
+inline void stream_fence() { _mm_sfence(); }
 inline vf vzero() { return _mm256_setzero_ps(); }
 inline vf vset1(float f) { return _mm256_set1_ps(f); }
 inline vf vabs(vf v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
@@ -238,7 +242,8 @@ inline uint16x4_t bf16_rne(float32x4_t v) {
   const uint16x4_t ord = vmovn_u32(vceqq_f32(v, v));  // all-ones where not NaN
   return vbsl_u16(ord, h, vdup_n_u16(0x7FC0));
 }
-template <int DT>
+// NT (streaming stores) is an x86 hint; NEON stores normally
+template <int DT, bool NT = false>
 inline void vstore(void* p, int64_t i, vf v) {
   if (DT == 0) {
     float* f = (float*)p + i;
@@ -380,6 +385,10 @@ struct Lut16 {
     return join_planes(vqtbl1q_u8(p[0], idx), vqtbl1q_u8(p[1], idx), vqtbl1q_u8(p[2], idx), vqtbl1q_u8(p[3], idx));
   }
 };
+inline void stream_fence() {}
+#endif
+#if !BNB_VEC
+inline void stream_fence() {}
 #endif
 
 
@@ -641,7 +650,8 @@ void quant8_t(const void* x, int64_t n, const float* padded, bool sorted, int64_
   }
 }
 
-template <int DT>
+// NT: streaming stores (the caller checked the alignment: out 64-byte aligned, blocks whole multiples of 64 bytes)
+template <int DT, bool NT>
 void dequant8_t(const uint8_t* q, int64_t n, const float* code, const float* absmax, int64_t bs, void* out,
                 int64_t b0, int64_t b1) {
 #if BNB_VEC
@@ -653,10 +663,11 @@ void dequant8_t(const uint8_t* q, int64_t n, const float* code, const float* abs
     int64_t i = s;
 #if BNB_VEC
     const vf va = vset1(am);
-    for (; i + W <= e; i += W) vstore<DT>(out, i, vmul(lut(load_codes8(q + i)), va));
+    for (; i + W <= e; i += W) vstore<DT, NT>(out, i, vmul(lut(load_codes8(q + i)), va));
 #endif
     for (; i < e; ++i) store1<DT>(out, i, code[q[i]] * am);
   }
+  if (NT) stream_fence();
 }
 
 // ---------------------------------------------------------------- 4-bit
@@ -726,7 +737,7 @@ void quant4_t(const void* x, int64_t n, int64_t bs, uint8_t* out, float* absmax,
   }
 }
 
-template <int DT, int QT>
+template <int DT, int QT, bool NT>
 void dequant4_t(const uint8_t* q, int64_t n, const float* absmax, int64_t bs, void* out, int64_t b0, int64_t b1) {
   const float* cb = bnb::codebook_4bit(QT);
 #if BNB_VEC
@@ -739,7 +750,7 @@ void dequant4_t(const uint8_t* q, int64_t n, const float* absmax, int64_t bs, vo
 #if BNB_VEC
     if ((s & 1) == 0) {
       const vf va = vset1(am);
-      for (; i + W <= e; i += W) vstore<DT>(out, i, vmul(lut(load_packed4(q + (i >> 1))), va));
+      for (; i + W <= e; i += W) vstore<DT, NT>(out, i, vmul(lut(load_packed4(q + (i >> 1))), va));
     }
 #endif
     for (; i < e; ++i) {
@@ -748,6 +759,7 @@ void dequant4_t(const uint8_t* q, int64_t n, const float* absmax, int64_t bs, vo
       store1<DT>(out, i, cb[c] * am);
     }
   }
+  if (NT) stream_fence();
 }
 
 // ============================================================ dtype dispatch
@@ -759,13 +771,21 @@ void quant8(int dtype, const void* x, int64_t n, const float* padded, bool sorte
     default: return quant8_t<2>(x, n, padded, sorted, bs, out, absmax, b0, b1);
   }
 }
-void dequant8(int dtype, const uint8_t* q, int64_t n, const float* code, const float* absmax, int64_t bs, void* out,
-              int64_t b0, int64_t b1) {
+template <bool NT>
+void dequant8_nt(int dtype, const uint8_t* q, int64_t n, const float* code, const float* absmax, int64_t bs, void* out,
+                 int64_t b0, int64_t b1) {
   switch (dtype) {
-    case 0: return dequant8_t<0>(q, n, code, absmax, bs, out, b0, b1);
-    case 1: return dequant8_t<1>(q, n, code, absmax, bs, out, b0, b1);
-    default: return dequant8_t<2>(q, n, code, absmax, bs, out, b0, b1);
+    case 0: return dequant8_t<0, NT>(q, n, code, absmax, bs, out, b0, b1);
+    case 1: return dequant8_t<1, NT>(q, n, code, absmax, bs, out, b0, b1);
+    default: return dequant8_t<2, NT>(q, n, code, absmax, bs, out, b0, b1);
   }
+}
+void dequant8(int dtype, const uint8_t* q, int64_t n, const float* code, const float* absmax, int64_t bs, void* out,
+              bool stream, int64_t b0, int64_t b1) {
+  if (stream)
+    dequant8_nt<true>(dtype, q, n, code, absmax, bs, out, b0, b1);
+  else
+    dequant8_nt<false>(dtype, q, n, code, absmax, bs, out, b0, b1);
 }
 void quant4(int dtype, const void* x, int64_t n, int64_t bs, int qt, uint8_t* out, float* absmax, int64_t b0,
             int64_t b1) {
@@ -782,20 +802,28 @@ void quant4(int dtype, const void* x, int64_t n, int64_t bs, int qt, uint8_t* ou
     default: return quant4_t<2, 1>(x, n, bs, out, absmax, b0, b1);
   }
 }
-void dequant4(int dtype, const uint8_t* q, int64_t n, const float* absmax, int64_t bs, int qt, void* out, int64_t b0,
-              int64_t b1) {
+template <bool NT>
+void dequant4_nt(int dtype, const uint8_t* q, int64_t n, const float* absmax, int64_t bs, int qt, void* out, int64_t b0,
+                 int64_t b1) {
   if (qt == 0) {
     switch (dtype) {
-      case 0: return dequant4_t<0, 0>(q, n, absmax, bs, out, b0, b1);
-      case 1: return dequant4_t<1, 0>(q, n, absmax, bs, out, b0, b1);
-      default: return dequant4_t<2, 0>(q, n, absmax, bs, out, b0, b1);
+      case 0: return dequant4_t<0, 0, NT>(q, n, absmax, bs, out, b0, b1);
+      case 1: return dequant4_t<1, 0, NT>(q, n, absmax, bs, out, b0, b1);
+      default: return dequant4_t<2, 0, NT>(q, n, absmax, bs, out, b0, b1);
     }
   }
   switch (dtype) {
-    case 0: return dequant4_t<0, 1>(q, n, absmax, bs, out, b0, b1);
-    case 1: return dequant4_t<1, 1>(q, n, absmax, bs, out, b0, b1);
-    default: return dequant4_t<2, 1>(q, n, absmax, bs, out, b0, b1);
+    case 0: return dequant4_t<0, 1, NT>(q, n, absmax, bs, out, b0, b1);
+    case 1: return dequant4_t<1, 1, NT>(q, n, absmax, bs, out, b0, b1);
+    default: return dequant4_t<2, 1, NT>(q, n, absmax, bs, out, b0, b1);
   }
+}
+void dequant4(int dtype, const uint8_t* q, int64_t n, const float* absmax, int64_t bs, int qt, void* out, bool stream,
+              int64_t b0, int64_t b1) {
+  if (stream)
+    dequant4_nt<true>(dtype, q, n, absmax, bs, qt, out, b0, b1);
+  else
+    dequant4_nt<false>(dtype, q, n, absmax, bs, qt, out, b0, b1);
 }
 
 }  // namespace

@@ -14,13 +14,15 @@ struct KernelTable {
   // allowed), otherwise every boundary is counted.
   void (*quant8)(int dtype, const void* x, int64_t n, const float* padded, bool sorted, int64_t blocksize,
                  uint8_t* out, float* absmax, int64_t b0, int64_t b1);
+  // stream: write `out` with non-temporal stores (x86; ignored elsewhere). The caller guarantees out is 64-byte
+  // aligned and blocksize * element size is a multiple of 64.
   void (*dequant8)(int dtype_out, const uint8_t* q, int64_t n, const float* code, const float* absmax,
-                   int64_t blocksize, void* out, int64_t b0, int64_t b1);
+                   int64_t blocksize, void* out, bool stream, int64_t b0, int64_t b1);
   // 4-bit. Chunks must start on an even element (b0 * blocksize even).
   void (*quant4)(int dtype, const void* x, int64_t n, int64_t blocksize, int quant_type, uint8_t* out,
                  float* absmax, int64_t b0, int64_t b1);
   void (*dequant4)(int dtype_out, const uint8_t* q, int64_t n, const float* absmax, int64_t blocksize,
-                   int quant_type, void* out, int64_t b0, int64_t b1);
+                   int quant_type, void* out, bool stream, int64_t b0, int64_t b1);
 };
 
 namespace scalar {

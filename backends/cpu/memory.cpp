@@ -8,6 +8,7 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 namespace bnb_cpu {
@@ -57,6 +58,50 @@ std::string thp_mode() {
 
 bool hugepage_enabled() { return g_enabled.load(); }
 void set_hugepage_enabled(bool on) { g_enabled.store(on); }
+
+namespace {
+// the size of one last-level cache instance: sysfs (what lscpu shows; sysconf reported 384 MiB for a 32 MiB L3
+// slice of a VM here), else sysconf, else 0
+int64_t llc_bytes() {
+  int64_t b = 0;
+#if defined(__linux__)
+  for (int idx = 3; idx >= 2 && b <= 0; --idx) {
+    char path[96];
+    snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", idx);
+    if (FILE* f = fopen(path, "r")) {
+      long v = 0;
+      char unit = 0;
+      if (fscanf(f, "%ld%c", &v, &unit) >= 1 && v > 0)
+        b = (int64_t)v * (unit == 'K' ? 1024 : unit == 'M' ? (1 << 20) : 1);
+      fclose(f);
+    }
+  }
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+  if (b <= 0) b = (int64_t)sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+#endif
+  return b > 0 ? b : 0;
+}
+int64_t default_stream_min_bytes() {
+  const int64_t llc = llc_bytes();
+  return llc > 0 ? llc / 4 * 3 : (int64_t(24) << 20);
+}
+std::atomic<int64_t> g_stream_min{-1};
+}  // namespace
+
+int64_t stream_min_bytes() {
+  int64_t v = g_stream_min.load();
+  if (v < 0) {
+    static const int64_t d = default_stream_min_bytes();
+    v = d;
+  }
+  return v;
+}
+void set_stream_min_bytes(int64_t nbytes) { g_stream_min.store(nbytes < 0 ? -1 : nbytes); }
+
+bool use_streaming_stores(const void* p, int64_t nbytes, int64_t block_bytes) {
+  return nbytes >= stream_min_bytes() && ((uintptr_t)p & 63) == 0 && block_bytes % 64 == 0;
+}
 
 int64_t advise_hugepage(void* p, int64_t nbytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)

@@ -25,4 +25,15 @@ int64_t advise_hugepage(void* p, int64_t nbytes);
 bool hugepage_enabled();
 void set_hugepage_enabled(bool on);
 
+// Outputs of at least this many bytes are written with non-temporal (streaming) stores by the kernels that only
+// write them (dequantize_blockwise, dequantize_4bit): an output that size cannot stay in the last-level cache
+// anyway, and streaming stores skip reading each line before writing it. Default: 3/4 of the last-level cache
+// (glibc's memcpy threshold for the same choice; 24 MiB when the size is unknown). set_stream_min_bytes(-1)
+// restores the default; 0 streams every aligned output (tests).
+int64_t stream_min_bytes();
+void set_stream_min_bytes(int64_t nbytes);
+// Whether an output of nbytes at p with blocks of block_bytes is written with streaming stores: nbytes >=
+// stream_min_bytes(), p 64-byte aligned and block_bytes a multiple of 64 (every vector store then aligned).
+bool use_streaming_stores(const void* p, int64_t nbytes, int64_t block_bytes);
+
 }  // namespace bnb_cpu

@@ -22,6 +22,10 @@ void bind_memory(py::module_& m) {
   m.def("set_hugepage_enabled", &set_hugepage_enabled, py::arg("on"),
         "Turn the MADV_HUGEPAGE hint for fresh outputs on or off (default on; BNB_CPU_HUGEPAGE=0 turns it off).");
   m.attr("HUGEPAGE_MIN_BYTES") = kHugepageMinBytes;
+  m.def("stream_min_bytes", &stream_min_bytes,
+        "Outputs of dequantize_blockwise / dequantize_4bit at least this large are written with streaming stores.");
+  m.def("set_stream_min_bytes", &set_stream_min_bytes, py::arg("nbytes"),
+        "Set that threshold (-1: the default, 3/4 of the last-level cache; 0: every aligned output).");
 
   m.def("pool_size", &pool_size, "Worker threads alive in the native thread pool.");
   m.def("last_threads", &last_threads,

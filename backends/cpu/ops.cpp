@@ -9,6 +9,7 @@
 
 #include "bnb_quant_math.h"
 #include "kernels.h"
+#include "memory.h"
 #include "thread_pool.h"
 
 namespace bnb_cpu {
@@ -178,8 +179,11 @@ int dequantize_blockwise(int dtype_out, const uint8_t* q, int64_t n, const float
     alignas(64) float table[256];
     memcpy(table, code, sizeof(table));
     const KernelTable* k = g_table.load();
-    run_blocks(n, blocksize, nthreads, false,
-               [&](int64_t b0, int64_t b1) { k->dequant8(dtype_out, q, n, table, absmax, blocksize, out, b0, b1); });
+    const int64_t esize = dtype_out == 0 ? 4 : 2;
+    const bool stream = use_streaming_stores(out, n * esize, blocksize * esize);
+    run_blocks(n, blocksize, nthreads, false, [&](int64_t b0, int64_t b1) {
+      k->dequant8(dtype_out, q, n, table, absmax, blocksize, out, stream, b0, b1);
+    });
     return kOk;
   } catch (...) {
     return kInternalError;
@@ -223,8 +227,10 @@ int dequantize_4bit(int dtype_out, const uint8_t* q, int64_t n, const float* abs
     if (n == 0) return kOk;
     if (!q || !absmax || !out) return kNullPointer;
     const KernelTable* k = g_table.load();
+    const int64_t esize = dtype_out == 0 ? 4 : 2;
+    const bool stream = use_streaming_stores(out, n * esize, blocksize * esize);
     run_blocks(n, blocksize, nthreads, false, [&](int64_t b0, int64_t b1) {
-      k->dequant4(dtype_out, q, n, absmax, blocksize, quant_type, out, b0, b1);
+      k->dequant4(dtype_out, q, n, absmax, blocksize, quant_type, out, stream, b0, b1);
     });
     return kOk;
   } catch (...) {

@@ -17,20 +17,31 @@ inline __m512 load(const void* p, int64_t i) {
   if (DT == 1) return _mm512_cvtph_ps(h);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-template <int DT>
+// NT: a non-temporal (streaming) store, which needs p + i aligned to the store: 64 bytes for fp32, 32 for fp16/bf16
+template <int DT, bool NT = false>
 inline void store(void* p, int64_t i, __m512 v) {
   if (DT == 0) {
-    _mm512_storeu_ps((float*)p + i, v);
-  } else if (DT == 1) {
-    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (NT)
+      _mm512_stream_ps((float*)p + i, v);
+    else
+      _mm512_storeu_ps((float*)p + i, v);
+    return;
+  }
+  __m256i h;
+  if (DT == 1) {
+    h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   } else {
     __m512i u = _mm512_castps_si512(v);
     __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
                                  _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
     r = _mm512_srli_epi32(r, 16);
     r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
-    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), _mm512_cvtepi32_epi16(r));
+    h = _mm512_cvtepi32_epi16(r);
   }
+  if (NT)
+    _mm256_stream_si256((__m256i*)((uint16_t*)p + i), h);
+  else
+    _mm256_storeu_si256((__m256i*)((uint16_t*)p + i), h);
 }
 // 256-entry fp32 table lookup without gathers (gathers are slow on some CPUs, e.g. AMD Zen 4).
 struct Lut256 {
@@ -60,12 +71,19 @@ inline __m256 load(const void* p, int64_t i) {
   if (DT == 1) return _mm256_cvtph_ps(h);
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
-template <int DT>
+// NT: a non-temporal (streaming) store, which needs p + i aligned to the store: 32 bytes for fp32, 16 for fp16/bf16
+template <int DT, bool NT = false>
 inline void store(void* p, int64_t i, __m256 v) {
   if (DT == 0) {
-    _mm256_storeu_ps((float*)p + i, v);
-  } else if (DT == 1) {
-    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (NT)
+      _mm256_stream_ps((float*)p + i, v);
+    else
+      _mm256_storeu_ps((float*)p + i, v);
+    return;
+  }
+  __m128i h;
+  if (DT == 1) {
+    h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   } else {
     __m256i u = _mm256_castps_si256(v);
     __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)),
@@ -74,8 +92,12 @@ inline void store(void* p, int64_t i, __m256 v) {
     __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
     r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
     __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
-    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm_packus_epi32(lo, hi));
+    h = _mm_packus_epi32(lo, hi);
   }
+  if (NT)
+    _mm_stream_si128((__m128i*)((uint16_t*)p + i), h);
+  else
+    _mm_storeu_si128((__m128i*)((uint16_t*)p + i), h);
 }
 struct Lut256 {
   const float* c;
