@@ -259,12 +259,13 @@ def int8_scaled_mm(A, B, row_stats, col_stats, bias=None, dtype=None):
 
 def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
     """Native: the int8 matmul, its dequantization, bias and the outlier columns of A in one fused pass."""
-    A2 = A.reshape(-1, A.shape[-1])
+    A2 = A if A.dim() == 2 else A.reshape(-1, A.shape[-1])
     if outlier_cols is None or outlier_cols.numel() == 0:
         return int8_scaled_mm(CA, CB, SCA, SCB, bias, A.dtype), A2.new_empty((A2.shape[0], 0))
     A2, CA, CB = A2.contiguous(), CA.contiguous(), CB.contiguous()
     SCA, SCB = SCA.contiguous(), SCB.contiguous()
-    cols = outlier_cols.to(torch.int64).contiguous()
+    cols = outlier_cols if outlier_cols.dtype == torch.int64 else outlier_cols.to(torch.int64)
+    cols = cols.contiguous()
     M, K = A2.shape
     N = CB.shape[0]
     out = torch.empty((*CA.shape[:-1], N), dtype=A.dtype)
@@ -272,7 +273,7 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
     _check(_cpu.int8_mixed_scaled_mm(_DTYPE[A.dtype], A2.data_ptr(), CA.data_ptr(), CB.data_ptr(), M, N, K,
                                      SCA.data_ptr(), SCB.data_ptr(), cols.data_ptr(), cols.numel(), bdt, bptr,
                                      out.data_ptr(), torch.get_num_threads()))
-    return out, A2[:, cols]
+    return out, torch.index_select(A2, 1, cols)  # A2[:, cols], at half the cost
 
 
 # ------------------------------------------------------------------------------------ optimizers
