@@ -225,3 +225,33 @@ def test_quantize_blockwise_exact_on_boundaries(isa, table):
     assert torch.equal(a, ar)
     bad = (q != qr).nonzero()
     assert bad.numel() == 0, f"{bad.numel()} codes differ, e.g. x={x[bad[0]].item()!r}: {q[bad[0]]} vs {qr[bad[0]]}"
+
+
+@pytest.mark.parametrize("isa", list(_cpu.available_isas()))
+@pytest.mark.parametrize("quant_type", ["nf4", "fp4"])
+def test_quantize_4bit_exact_on_boundaries(isa, quant_type):
+    """Every 4-bit boundary and its float neighbours, every multiple of 1/16 in [-1, 1] (the AVX-512 path looks
+    codes up in 1/16-wide buckets) and its neighbours, and every bf16 value in [-1, 1], in blocks whose absmax
+    is 1 (y == x), quantize exactly as the reference on every ISA path."""
+    code = formats.table(quant_type, "cpu")
+    srt = torch.sort(code).values
+    edges = torch.arange(-16, 17, dtype=torch.float32) / 16
+    v = torch.cat([_boundary_values(srt), edges, torch.nextafter(edges, edges - 1), torch.nextafter(edges, edges + 1)])
+    v = v[v.abs() <= 1]
+    v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(1))]
+    bs = 64
+    per = bs - 1
+    nblk = -(-v.numel() // per)
+    body = torch.zeros(nblk * per)
+    body[: v.numel()] = v
+    x = torch.cat([torch.ones(nblk, 1), body.view(nblk, per)], dim=1).view(-1)
+    was = _cpu.isa()
+    try:
+        assert _cpu.set_isa(isa) == 0
+        q, a = torch.ops.bnb.quantize_4bit(x, bs, quant_type, torch.uint8)
+    finally:
+        _cpu.set_isa(was)
+    qr, ar = reference.quantize_4bit(x, bs, quant_type, torch.uint8)
+    assert torch.equal(a, ar)
+    bad = (q != qr).view(-1).nonzero()
+    assert bad.numel() == 0, f"{bad.numel()} packed bytes differ"

@@ -546,6 +546,50 @@ struct Search16 {
     return idx;
   }
 };
+
+// #{k : y > B[k]} for y in [lo, lo + NB / 16] (values outside count as the nearest end) with NB = 16 or 32
+// buckets of width 1/16: bucket j = [lo + j/16, lo + (j+1)/16) holds at most one boundary, so the count is
+// base[j] + (y > bnd[j]) (bnd = +Inf for a bucket without one): one multiply-add, a truncation, two table
+// permutes and a compare, against the binary search's four dependent permute + compare steps. Exact when every
+// boundary is at least 2^-16 away from every bucket edge (then rounding in y * 16 - lo * 16 cannot move y across
+// an edge next to a boundary); `ok` says whether the tables allow it (else callers use Search16).
+template <int NB>
+struct Bucket16 {
+  vf blo, bhi;  // bnd[0..15], bnd[16..31]
+  vi clo, chi;  // base[0..15], base[16..31]
+  float off;
+  bool ok;
+  Bucket16(const float* B, int nb_bounds, float lo) : off(-lo * 16.0f), ok(true) {
+    alignas(64) float bnd[32];
+    alignas(64) int32_t base[32];
+    for (int j = 0; j < 32; ++j) {
+      const float e0 = lo + (float)j / 16.0f, e1 = lo + (float)(j + 1) / 16.0f;
+      bnd[j] = INFINITY;
+      base[j] = 0;
+      int inside = 0;
+      for (int k = 0; k < nb_bounds; ++k) {
+        if (B[k] < e0) base[j]++;
+        if (B[k] >= e0 && B[k] < e1) {
+          bnd[j] = B[k];
+          ++inside;
+        }
+        if (fabsf(B[k] - e0) < 0x1p-16f || fabsf(B[k] - e1) < 0x1p-16f) ok = false;
+      }
+      if (inside > 1) ok = false;
+      if (j >= NB) bnd[j] = INFINITY, base[j] = base[NB - 1];
+    }
+    blo = _mm512_load_ps(bnd), bhi = _mm512_load_ps(bnd + 16);
+    clo = _mm512_load_si512((const void*)base), chi = _mm512_load_si512((const void*)(base + 16));
+  }
+  inline vi operator()(vf y) const {
+    // y * 16 + off >= 0 for y >= lo - 1/16 (truncation toward zero gives bucket 0 down to there); clamp above
+    vi j = _mm512_cvttps_epi32(_mm512_fmadd_ps(y, _mm512_set1_ps(16.0f), _mm512_set1_ps(off)));
+    j = _mm512_min_epi32(_mm512_max_epi32(j, _mm512_setzero_si512()), _mm512_set1_epi32(NB - 1));
+    const vf b = NB == 16 ? _mm512_permutexvar_ps(j, blo) : _mm512_permutex2var_ps(blo, j, bhi);
+    const vi c = NB == 16 ? _mm512_permutexvar_epi32(j, clo) : _mm512_permutex2var_epi32(clo, j, chi);
+    return _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(y, b, _CMP_GT_OQ), c, _mm512_set1_epi32(1));
+  }
+};
 #endif
 
 // ============================================================ block kernels
@@ -692,6 +736,9 @@ void quant4_t(const void* x, int64_t n, int64_t bs, uint8_t* out, float* absmax,
     for (int k = 0; k < 7; ++k) b16[k] = bnb_formats::FP4_MAGNITUDE_BOUNDARIES[k];
   }
   const Search16 search(b16);
+  // NF4: 32 buckets over [-1, 1); FP4 magnitudes: 16 over [0, 1)
+  const Bucket16<QT == 0 ? 32 : 16> bucket(QT == 0 ? bnb_formats::NF4_BOUNDARIES : bnb_formats::FP4_MAGNITUDE_BOUNDARIES,
+                                          QT == 0 ? 15 : 7, QT == 0 ? -1.0f : 0.0f);
 #elif BNB_VEC
   vf bnd[15];
   if (QT == 0) {
@@ -714,9 +761,9 @@ void quant4_t(const void* x, int64_t n, int64_t bs, uint8_t* out, float* absmax,
 #if BNB_AVX512
         vi c;
         if (QT == 0) {
-          c = search.template operator()<4>(y);
+          c = bucket.ok ? bucket(y) : search.template operator()<4>(y);
         } else {
-          c = search.template operator()<3>(vabs(y));
+          c = bucket.ok ? bucket(vabs(y)) : search.template operator()<3>(vabs(y));
           c = ior(fp4_rank_to_code(c), fp4_sign(y));
         }
 #else
