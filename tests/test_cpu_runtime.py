@@ -192,6 +192,15 @@ def _boundary_values(code: torch.Tensor) -> torch.Tensor:
     return v[~torch.isnan(v)]
 
 
+def _unit_absmax_blocks(v: torch.Tensor, bs: int) -> torch.Tensor:
+    """v in blocks of bs elements that each start with 1.0 (absmax 1, so y == x), zero-padded."""
+    per = bs - 1
+    nblk = -(-v.numel() // per)
+    body = torch.zeros(nblk * per)
+    body[: v.numel()] = v
+    return torch.cat([torch.ones(nblk, 1), body.view(nblk, per)], dim=1).view(-1)
+
+
 @pytest.mark.parametrize("isa", list(_cpu.available_isas()))
 @pytest.mark.parametrize("table", ["dynamic", "dynamic_unsigned", "random", "negative_zero_boundary"])
 def test_quantize_blockwise_exact_on_boundaries(isa, table):
@@ -210,11 +219,7 @@ def test_quantize_blockwise_exact_on_boundaries(isa, table):
     bs = 256
     v = _boundary_values(code).repeat(4)  # large enough for every task to take the bucket path
     v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))]
-    per = bs - 1
-    nblk = -(-v.numel() // per)
-    body = torch.zeros(nblk * per)
-    body[: v.numel()] = v
-    x = torch.cat([torch.ones(nblk, 1), body.view(nblk, per)], dim=1).view(-1)
+    x = _unit_absmax_blocks(v, bs)
     was = _cpu.isa()
     try:
         assert _cpu.set_isa(isa) == 0
@@ -240,11 +245,7 @@ def test_quantize_4bit_exact_on_boundaries(isa, quant_type):
     v = v[v.abs() <= 1]
     v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(1))]
     bs = 64
-    per = bs - 1
-    nblk = -(-v.numel() // per)
-    body = torch.zeros(nblk * per)
-    body[: v.numel()] = v
-    x = torch.cat([torch.ones(nblk, 1), body.view(nblk, per)], dim=1).view(-1)
+    x = _unit_absmax_blocks(v, bs)
     was = _cpu.isa()
     try:
         assert _cpu.set_isa(isa) == 0
