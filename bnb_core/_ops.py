@@ -437,16 +437,12 @@ def _(A, threshold=0.0):
 def _int8_operands(A, B, a="A", b="B"):
     _dtype_in(A, a, (torch.int8,))
     _dtype_in(B, b, (torch.int8,))
-    # the lambdas (messages) are only built when a condition is not a plain True
-    if (B.dim() == 2) is not True:
-        _req(B.dim() == 2, lambda: f"{b} must be 2-D [N, K], got shape {tuple(B.shape)}")
-    if (A.dim() >= 1) is not True:
-        _req(A.dim() >= 1, lambda: f"{a} must have at least 1 dimension")
-    if (A.shape[-1] == B.shape[1]) is not True:
-        _req(
-            A.shape[-1] == B.shape[1],
-            lambda: f"{a}'s last dimension ({A.shape[-1]}) must equal {b}'s K dimension ({B.shape[1]})",
-        )
+    _req(B.dim() == 2, lambda: f"{b} must be 2-D [N, K], got shape {tuple(B.shape)}")
+    _req(A.dim() >= 1, lambda: f"{a} must have at least 1 dimension")
+    _req(
+        A.shape[-1] == B.shape[1],
+        lambda: f"{a}'s last dimension ({A.shape[-1]}) must equal {b}'s K dimension ({B.shape[1]})",
+    )
     _same_device(A, a, **{b: B})
 
 
@@ -471,18 +467,15 @@ def _(A, B, out):
 
 def _check_stats_and_bias(rows, cols, row_stats, col_stats, bias, ref, ref_name, r="row_stats", c="col_stats"):
     _dtype_in(row_stats, r, (torch.float32,))
-    if (row_stats.numel() == rows) is not True:
-        _req(row_stats.numel() == rows, lambda: f"{r} must hold {rows} values (one per row), got {row_stats.numel()}")
+    _req(row_stats.numel() == rows, lambda: f"{r} must hold {rows} values (one per row), got {row_stats.numel()}")
     _dtype_in(col_stats, c, (torch.float32,))
-    if (col_stats.numel() == cols) is not True:
-        _req(
-            col_stats.numel() == cols,
-            lambda: f"{c} must hold {cols} values (one per output column), got {col_stats.numel()}",
-        )
+    _req(
+        col_stats.numel() == cols,
+        lambda: f"{c} must hold {cols} values (one per output column), got {col_stats.numel()}",
+    )
     if bias is not None:
         _dtype_in(bias, "bias", FLOAT_DTYPES)
-        if (bias.numel() == cols) is not True:
-            _req(bias.numel() == cols, lambda: f"bias must hold {cols} values, got {bias.numel()}")
+        _req(bias.numel() == cols, lambda: f"bias must hold {cols} values, got {bias.numel()}")
     _same_device(ref, ref_name, **{r: row_stats, c: col_stats, "bias": bias})
 
 
