@@ -287,6 +287,7 @@ def _gemm_4bit_tile_cases():
         (7, 72, 192, 64, ("fp4",)),  # CPU bf16: direct path, a 4-row group then a 3-row remainder
         (12, 80, 320, 32, ("nf4",)),  # CPU bf16: tile path at blocksize 32, a 16-row partial tile
         (40, 72, 448, 32, ("fp4",)),  # CPU bf16: pipelined path (>= 24 rows) at blocksize 32, a 64-column last tile
+        (33, 130, 768, 64, ("nf4",)),  # CPU amx: three 16-row groups (the last of 1 row), 3 K chunks, N % 64 = 2
     ]
     for i, (M, N, K, bs, qts) in enumerate(shapes):
         for dtype in FLOATS:

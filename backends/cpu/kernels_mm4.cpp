@@ -18,6 +18,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <vector>
+
 #include "bnb_quant_math.h"
 #include "kernels_mm4.h"
 
@@ -587,6 +589,25 @@ void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
 }
 
 // ------------------------------------------------------------ direct bf16 path (few rows of A)
+// The 64 elements [e, e + 64) of the flat weight (e % 64 == 0) as bf16(code * absmax): wh = the even elements,
+// wl = the odd ones (word i = element 2i, 2i + 1). The table holds bf16(code * absmax) in entries 0-15 (blocksize
+// 32: the next block's in entries 16-31, used by the upper 32 elements through lane_off).
+template <bool BS32>
+inline __attribute__((always_inline)) void decode_unit64(const Mm4Args& a, const __m512 code, int64_t e,
+                                                         const __m512i lane_off, const __m512i m15, __m512i& wh,
+                                                         __m512i& wl) {
+  const __m512i tbl =
+      BS32 ? scaled_table2(code, a.absmax[e >> 5], a.absmax[(e >> 5) + 1]) : scaled_table(code, a.absmax[e >> a.bshift]);
+  const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(a.B + (e >> 1))));
+  __m512i ih = _mm512_srli_epi16(w, 4), il = _mm512_and_si512(w, m15);
+  if (BS32) {
+    ih = _mm512_or_si512(ih, lane_off);
+    il = _mm512_or_si512(il, lane_off);
+  }
+  wh = _mm512_permutexvar_epi16(ih, tbl);
+  wl = _mm512_permutexvar_epi16(il, tbl);
+}
+
 // The same bf16(code * absmax) weights as the tile path, decoded in registers (one vpermw per 32 elements) and
 // used at once in vdpbf16ps dot products along K; only the fp32 summation order differs from the tile path.
 template <int MB, int NB, bool BS32>
@@ -603,20 +624,8 @@ inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t
     __m512i wh[NB], wl[NB];
     for (int j = 0; j < NB; ++j) {
       const int64_t e = (n0 + j) * K + k;
-      const uint8_t* bp = a.B + (e >> 1);
-      _mm_prefetch((const char*)(bp + pfd), _MM_HINT_T1);  // the same unit of a row tile >= 32 KiB ahead
-      // table: bf16(code * absmax) in entries 0-15 (blocksize 32: the next block's in entries 16-31, used by
-      // the upper 32 elements through lane_off)
-      const __m512i tbl = BS32 ? scaled_table2(code, a.absmax[e >> 5], a.absmax[(e >> 5) + 1])
-                               : scaled_table(code, a.absmax[e >> a.bshift]);
-      const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)bp));
-      __m512i ih = _mm512_srli_epi16(w, 4), il = _mm512_and_si512(w, m15);
-      if (BS32) {
-        ih = _mm512_or_si512(ih, lane_off);
-        il = _mm512_or_si512(il, lane_off);
-      }
-      wh[j] = _mm512_permutexvar_epi16(ih, tbl);
-      wl[j] = _mm512_permutexvar_epi16(il, tbl);
+      _mm_prefetch((const char*)(a.B + (e >> 1) + pfd), _MM_HINT_T1);  // the same unit of a row tile >= 32 KiB ahead
+      decode_unit64<BS32>(a, code, e, lane_off, m15, wh[j], wl[j]);
     }
     for (int i = 0; i < MB; ++i) {
       const __m512i ah = _mm512_loadu_si512((const void*)(A0 + i * K + k));
@@ -659,6 +668,184 @@ void rows_bf16_direct(const Mm4Args& a, int64_t n0, int64_t n1) {
     rows_direct_t<false>(a, n0, n1);
 }
 
+
+// ------------------------------------------------------------ AMX path (amx tier, bf16 A, several rows)
+// The tile unit computes C[16][16] += X[16][32 bf16] . Y[16 pairs][16][2 bf16]. The WEIGHTS are X: 16 weight
+// rows x 32 columns, decoded row-major by decode_unit64 into a staging buffer (no transpose: each 64-element
+// unit is stored as its even elements then its odd ones); the activations are Y: A permuted the same way and
+// interleaved in pairs by prep_a_amx ([ceil(M/16)][K/2][16 rows of A][2], rows >= M zero). So C tiles are
+// C^T: 16 outputs x 16 rows of A, transposed once per output tile when stored. Per 64 weight rows x XKC
+// columns: the decode, then 4 C tiles (tmm0-3) per group of 16 rows of A, one Y tile (tmm4), X tiles in
+// tmm5/tmm6. One group of rows keeps its C tiles in registers over all of K; more groups spill them to memory
+// between chunks. The weights are the same bf16(code * absmax) as the other bf16 paths; the tile unit sums in
+// fp32 (denormal inputs read as zero).
+constexpr int XNR = 64;   // weight rows per step: 4 C tiles of 16
+constexpr int XKC = 256;  // columns per decoded chunk: 64 rows x 256 bf16 = 32 KiB
+
+struct alignas(64) AmxConfig {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+// the GNU tile intrinsics are asm statements that do not declare their memory operands: a compiler barrier
+// orders them with the stores that fill (and the loads that read) their buffers
+#define BNB_MEMORY_BARRIER() __asm__ volatile("" ::: "memory")
+
+void prep_a_amx(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
+  // per 64 columns: x0 = columns 0-31, x1 = 32-63 -> y0 = even columns, y1 = odd columns (decode_unit64's
+  // order); dword q of y0 / y1 is pair q / 16 + q of the unit; 16 rows of A transposed per unit
+  alignas(64) static const uint16_t kIdx[64] = {
+      0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42,
+      44, 46, 48, 50, 52, 54, 56, 58, 60, 62, 1,  3,  5,  7,  9,  11, 13, 15, 17, 19, 21, 23,
+      25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
+  const __m512i ie = _mm512_load_si512((const void*)kIdx), io = _mm512_load_si512((const void*)(kIdx + 32));
+  const int64_t G = (M + 15) / 16, P = K / 2;
+  for (int64_t g = 0; g < G; ++g) {
+    uint32_t* yg = (uint32_t*)Y + g * P * 16;
+    for (int64_t u = 0; u < K; u += 64) {
+      __m512i r0[16], r1[16];
+      for (int i = 0; i < 16; ++i) {
+        const int64_t m = g * 16 + i;
+        if (m < M) {
+          const uint16_t* x = A + m * K + u;
+          const __m512i x0 = _mm512_loadu_si512((const void*)x), x1 = _mm512_loadu_si512((const void*)(x + 32));
+          r0[i] = _mm512_permutex2var_epi16(x0, ie, x1);
+          r1[i] = _mm512_permutex2var_epi16(x0, io, x1);
+        } else {
+          r0[i] = r1[i] = _mm512_setzero_si512();
+        }
+      }
+      transpose16(r0);
+      transpose16(r1);
+      uint32_t* yu = yg + (u / 2) * 16;
+      for (int q = 0; q < 16; ++q) {
+        _mm512_storeu_si512((void*)(yu + q * 16), r0[q]);  // Y: any alignment (a std::vector in the glue)
+        _mm512_storeu_si512((void*)(yu + (16 + q) * 16), r1[q]);
+      }
+    }
+  }
+}
+
+// ct[j][r][i] (C tile j: weight row n + 16 j + r, row of A m0 + i) -> out[m0 + i][n + 16 j + r] (+ bias), bf16
+// rounded to nearest even, NaN -> the canonical 0x7FC0
+inline void store_amx_tile(const Mm4Args& a, int64_t m0, int mg, int64_t n, int nr, const float* ct) {
+  const uint16_t* bias = (const uint16_t*)a.bias;
+  uint16_t* out = (uint16_t*)a.out;
+  for (int j = 0; j * 16 < nr; ++j) {
+    const int cnt = (nr - j * 16) < 16 ? (nr - j * 16) : 16;
+    const __mmask16 mk = (__mmask16)((1u << cnt) - 1u);
+    __m512i r[16];
+    for (int q = 0; q < 16; ++q) r[q] = _mm512_load_si512((const void*)(ct + (j * 16 + q) * 16));
+    transpose16(r);
+    __m512 bv = _mm512_setzero_ps();
+    if (bias)
+      bv = _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, bias + n + j * 16)), 16));
+    for (int i = 0; i < mg; ++i) {
+      __m512 v = _mm512_castsi512_ps(r[i]);
+      if (bias) v = _mm512_add_ps(v, bv);
+      __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+      h = _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm256_set1_epi16(0x7FC0));
+      _mm256_mask_storeu_epi16(out + (m0 + i) * a.N + n + j * 16, mk, h);
+    }
+  }
+}
+
+// a.Abf = prep_a_amx's Y; K % 64 == 0
+template <bool BS32>
+__attribute__((target("amx-tile,amx-bf16"))) void rows_amx_t(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
+  alignas(64) uint16_t stage[XNR * XKC];
+  alignas(64) float ct[XNR * 16];
+  const int64_t K = a.K, P = K / 2, G = (a.M + 15) / 16;
+  std::vector<float> spill(G > 1 ? (size_t)(G * XNR * 16) : 0);  // C tiles between chunks, more than one group
+  float* cs = spill.data();
+  AmxConfig cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.palette = 1;
+  for (int t = 0; t < 7; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+  BNB_MEMORY_BARRIER();
+  _tile_loadconfig(&cfg);
+  const __m512 code = _mm512_loadu_ps(a.code);
+  const __m512i lane_off = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(16), 1);
+  const __m512i m15 = _mm512_set1_epi16(15);
+  constexpr int64_t ld = XKC * 2;  // bytes per staged row
+  for (int64_t n = n0; n < n1; n += XNR) {
+    const int nr = (int)((n1 - n) < XNR ? (n1 - n) : XNR);
+    for (int64_t k0 = 0; k0 < K; k0 += XKC) {
+      const int kc = (int)((K - k0) < XKC ? (K - k0) : XKC);
+      for (int r = 0; r < XNR; ++r) {
+        uint16_t* dst = stage + r * XKC;
+        if (r >= nr) {
+          memset(dst, 0, (size_t)kc * 2);
+          continue;
+        }
+        const int64_t e0 = (n + r) * K + k0;
+        if (k0 + XKC < K)  // this row's next chunk (64 rows: 64 interleaved streams, beyond the prefetchers)
+          for (int pb = 0; pb < XKC / 2; pb += 64) _mm_prefetch((const char*)(a.B + ((e0 + XKC) >> 1) + pb), _MM_HINT_T0);
+        for (int u = 0; u < kc; u += 64) {
+          __m512i wh, wl;
+          decode_unit64<BS32>(a, code, e0 + u, lane_off, m15, wh, wl);
+          _mm512_store_si512((void*)(dst + u), wh);
+          _mm512_store_si512((void*)(dst + u + 32), wl);
+        }
+      }
+      BNB_MEMORY_BARRIER();
+      const bool first = k0 == 0, last = k0 + XKC >= K;
+      for (int64_t g = 0; g < G; ++g) {
+        float* cg = cs + g * XNR * 16;
+        if (first) {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
+        } else if (G > 1) {
+          _tile_loadd(0, cg, 64);
+          _tile_loadd(1, cg + 256, 64);
+          _tile_loadd(2, cg + 512, 64);
+          _tile_loadd(3, cg + 768, 64);
+        }
+        const uint16_t* yg = a.Abf + (g * P + k0 / 2) * 32;
+        for (int ks = 0; ks < kc; ks += 32) {
+          _tile_loadd(4, yg + ks * 16, 64);
+          _tile_loadd(5, stage + ks, ld);
+          _tile_dpbf16ps(0, 5, 4);
+          _tile_loadd(6, stage + 16 * XKC + ks, ld);
+          _tile_dpbf16ps(1, 6, 4);
+          _tile_loadd(5, stage + 32 * XKC + ks, ld);
+          _tile_dpbf16ps(2, 5, 4);
+          _tile_loadd(6, stage + 48 * XKC + ks, ld);
+          _tile_dpbf16ps(3, 6, 4);
+        }
+        if (last) {
+          _tile_stored(0, ct, 64);
+          _tile_stored(1, ct + 256, 64);
+          _tile_stored(2, ct + 512, 64);
+          _tile_stored(3, ct + 768, 64);
+          BNB_MEMORY_BARRIER();
+          const int64_t m0 = g * 16;
+          store_amx_tile(a, m0, (int)((a.M - m0) < 16 ? (a.M - m0) : 16), n, nr, ct);
+        } else if (G > 1) {
+          _tile_stored(0, cg, 64);
+          _tile_stored(1, cg + 256, 64);
+          _tile_stored(2, cg + 512, 64);
+          _tile_stored(3, cg + 768, 64);
+        }
+      }
+      BNB_MEMORY_BARRIER();
+    }
+  }
+  _tile_release();
+}
+
+void rows_bf16_amx(const Mm4Args& a, int64_t n0, int64_t n1) {
+  if (a.blocksize == 32)
+    rows_amx_t<true>(a, n0, n1);
+  else
+    rows_amx_t<false>(a, n0, n1);
+}
+
 #endif  // MM4_BF16
 
 #else
@@ -693,9 +880,10 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 #define BNB_STR2(x) #x
 #define BNB_STR(x) BNB_STR2(x)
 #if defined(MM4_BF16)
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, prep_a_bf16, rows_bf16, rows_bf16_direct};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, prep_a_bf16, rows_bf16, rows_bf16_direct,
+                                   prep_a_amx, rows_bf16_amx};
 #else
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr, nullptr};
 #endif
 
 }  // namespace BNB_ISA_NS

@@ -5,6 +5,12 @@
 #include <string.h>
 
 #include <atomic>
+
+#if defined(__linux__) && (defined(__x86_64__) || defined(_M_X64))
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #include <mutex>
 
 #include "bnb_quant_math.h"
@@ -21,7 +27,8 @@ constexpr int kMaxThreads = 256;
 
 struct Isa {
   const char* name;
-  const KernelTable* table;
+  IsaId id;
+  const KernelTable* table;  // the element-wise kernels (the amx tier runs avx512vnni's)
   bool (*supported)();
 };
 
@@ -50,52 +57,78 @@ bool cpu_has_avx2() {
   return false;
 #endif
 }
+// AMX (Sapphire Rapids and later): the CPU has the tile unit with BF16 and INT8 dot products, the OS enables
+// the tile state in XCR0, and (Linux) the process is granted the tile data state (arch_prctl
+// ARCH_REQ_XCOMP_PERM, once; the grant covers every thread of the process). Elsewhere: not supported.
+bool cpu_has_amx() {
+#if defined(BNB_HAVE_AVX512VNNI_TU) && defined(__linux__) && (defined(__x86_64__) || defined(_M_X64))
+  static const bool ok = [] {
+    if (!cpu_has_avx512vnni()) return false;
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool tile = (d >> 24) & 1, bf16 = (d >> 22) & 1, int8 = (d >> 25) & 1;
+    if (!(tile && bf16 && int8)) return false;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return false;  // OSXSAVE
+    unsigned lo = 0, hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if (((lo >> 17) & 3) != 3) return false;  // XTILECFG, XTILEDATA
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
 bool always() { return true; }  // scalar; neon (ASIMD is part of ARMv8.0-A, every AArch64 CPU has it)
 
 // Best first.
 const Isa kIsas[] = {
 #if defined(BNB_HAVE_AVX512VNNI_TU)
-    {"avx512vnni", &avx512vnni::table, cpu_has_avx512vnni},
+    {"amx", IsaId::kAmx, &avx512vnni::table, cpu_has_amx},
+    {"avx512vnni", IsaId::kAvx512Vnni, &avx512vnni::table, cpu_has_avx512vnni},
 #endif
 #if defined(BNB_HAVE_AVX512_TU)
-    {"avx512", &avx512::table, cpu_has_avx512},
+    {"avx512", IsaId::kAvx512, &avx512::table, cpu_has_avx512},
 #endif
 #if defined(BNB_HAVE_AVX2_TU)
-    {"avx2", &avx2::table, cpu_has_avx2},
+    {"avx2", IsaId::kAvx2, &avx2::table, cpu_has_avx2},
 #endif
 #if defined(BNB_HAVE_NEON_TU)
-    {"neon", &neon::table, always},
+    {"neon", IsaId::kNeon, &neon::table, always},
 #endif
-    {"scalar", &scalar::table, always},
+    {"scalar", IsaId::kScalar, &scalar::table, always},
 };
 
 std::string g_warning;
 std::mutex g_isa_mu;
 
-const KernelTable* best_table() {
+constexpr size_t kNumIsas = sizeof(kIsas) / sizeof(kIsas[0]);
+
+const Isa* best_isa() {
   for (const Isa& i : kIsas)
-    if (i.supported()) return i.table;
-  return &scalar::table;
+    if (i.supported()) return &i;
+  return &kIsas[kNumIsas - 1];  // scalar
 }
 
-const KernelTable* initial_table() {
+const Isa* initial_isa() {
   const char* env = getenv("BNB_CPU_ISA");
-  if (env == nullptr || env[0] == '\0') return best_table();
+  if (env == nullptr || env[0] == '\0') return best_isa();
   std::string want(env);
   for (const Isa& i : kIsas) {
     if (want == i.name) {
-      if (i.supported()) return i.table;
+      if (i.supported()) return &i;
       g_warning = "BNB_CPU_ISA=" + want + " is not supported by this CPU; using the best supported ISA";
-      return best_table();
+      return best_isa();
     }
   }
   std::string names;
   for (const Isa& i : kIsas) names += std::string(names.empty() ? "" : ", ") + i.name;
   g_warning = "BNB_CPU_ISA=" + want + " is unknown (this build has " + names + "); using the best supported ISA";
-  return best_table();
+  return best_isa();
 }
 
-std::atomic<const KernelTable*> g_table{initial_table()};
+std::atomic<const Isa*> g_isa{initial_isa()};
 
 int clamp_threads(int nthreads) {
   if (nthreads < 1) return 1;
@@ -159,7 +192,7 @@ int quantize_blockwise(int dtype, const void* x, int64_t n, const float* code, i
     padded[255] = INFINITY;
     for (int i = 0; i < 254; ++i)
       if (!(padded[i] <= padded[i + 1])) sorted = false;
-    const KernelTable* k = g_table.load();
+    const KernelTable* k = g_isa.load()->table;
     run_blocks(n, blocksize, nthreads, false,
                [&](int64_t b0, int64_t b1) { k->quant8(dtype, x, n, padded, sorted, blocksize, out, absmax, b0, b1); });
     return kOk;
@@ -178,7 +211,7 @@ int dequantize_blockwise(int dtype_out, const uint8_t* q, int64_t n, const float
     if (!q || !code || !absmax || !out) return kNullPointer;
     alignas(64) float table[256];
     memcpy(table, code, sizeof(table));
-    const KernelTable* k = g_table.load();
+    const KernelTable* k = g_isa.load()->table;
     const int64_t esize = dtype_out == 0 ? 4 : 2;
     const bool stream = use_streaming_stores(out, n * esize, blocksize * esize);
     run_blocks(n, blocksize, nthreads, false, [&](int64_t b0, int64_t b1) {
@@ -202,7 +235,7 @@ int quantize_4bit(int dtype, const void* x, int64_t n, int64_t blocksize, int qu
     if (out_nbytes > 0 && !out) return kNullPointer;
     if (n > 0 && (!x || !absmax)) return kNullPointer;
     if (n > 0) {
-      const KernelTable* k = g_table.load();
+      const KernelTable* k = g_isa.load()->table;
       run_blocks(n, blocksize, nthreads, true, [&](int64_t b0, int64_t b1) {
         k->quant4(dtype, x, n, blocksize, quant_type, out, absmax, b0, b1);
       });
@@ -226,7 +259,7 @@ int dequantize_4bit(int dtype_out, const uint8_t* q, int64_t n, const float* abs
     if (blocksize <= 0) return kBadBlocksize;
     if (n == 0) return kOk;
     if (!q || !absmax || !out) return kNullPointer;
-    const KernelTable* k = g_table.load();
+    const KernelTable* k = g_isa.load()->table;
     const int64_t esize = dtype_out == 0 ? 4 : 2;
     const bool stream = use_streaming_stores(out, n * esize, blocksize * esize);
     run_blocks(n, blocksize, nthreads, false, [&](int64_t b0, int64_t b1) {
@@ -238,24 +271,9 @@ int dequantize_4bit(int dtype_out, const uint8_t* q, int64_t n, const float* abs
   }
 }
 
-std::string isa() { return g_table.load()->name; }
+std::string isa() { return g_isa.load()->name; }
 
-IsaId active_isa() {
-  const KernelTable* t = g_table.load();
-#if defined(BNB_HAVE_AVX512VNNI_TU)
-  if (t == &avx512vnni::table) return IsaId::kAvx512Vnni;
-#endif
-#if defined(BNB_HAVE_AVX512_TU)
-  if (t == &avx512::table) return IsaId::kAvx512;
-#endif
-#if defined(BNB_HAVE_AVX2_TU)
-  if (t == &avx2::table) return IsaId::kAvx2;
-#endif
-#if defined(BNB_HAVE_NEON_TU)
-  if (t == &neon::table) return IsaId::kNeon;
-#endif
-  return IsaId::kScalar;
-}
+IsaId active_isa() { return g_isa.load()->id; }
 
 std::vector<std::string> available_isas() {
   std::vector<std::string> r;
@@ -268,7 +286,7 @@ int set_isa(const std::string& name) {
   for (const Isa& i : kIsas) {
     if (name == i.name) {
       if (!i.supported()) return kUnsupportedIsa;
-      g_table.store(i.table);
+      g_isa.store(&i);
       return kOk;
     }
   }

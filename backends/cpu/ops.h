@@ -35,7 +35,7 @@ int dequantize_4bit(int dtype_out, const uint8_t* q, int64_t n, const float* abs
                     int quant_type, void* out, int nthreads);
 
 // ISA dispatch. The active ISA is chosen at load time: the best the CPU supports, or BNB_CPU_ISA
-// (x86-64: avx512vnni | avx512 | avx2 | scalar; AArch64: neon | scalar) when set and supported (otherwise
+// (x86-64: amx | avx512vnni | avx512 | avx2 | scalar; AArch64: neon | scalar) when set and supported (otherwise
 // the best, and isa_warning() says why).
 std::string isa();
 std::vector<std::string> available_isas();
@@ -46,7 +46,7 @@ std::string isa_warning();
 // their own kernels_*.cpp per ISA, like kernels.cpp): pick the table matching this at each call.
 // New tiers are appended; a switch over IsaId must send `default:` (tiers it does not know, and tiers
 // not compiled into this build) to the scalar table.
-enum class IsaId : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3, kNeon = 4 };
+enum class IsaId : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3, kNeon = 4, kAmx = 5 };
 IsaId active_isa();
 
 }  // namespace bnb_cpu

@@ -20,6 +20,7 @@ constexpr int64_t kInlineQuantElements = 1 << 20;  // row quantization below thi
 const Int8KernelTable* table() {
   switch (active_isa()) {
 #if defined(BNB_HAVE_AVX512VNNI_TU)
+    case IsaId::kAmx:  // the avx512vnni kernels (AMX adds tile paths where the op glue asks for them)
     case IsaId::kAvx512Vnni: return &avx512vnni::int8_table;
 #endif
 #if defined(BNB_HAVE_AVX512_TU)

@@ -15,12 +15,15 @@ namespace {
 // bf16 inputs use the bf16 dot-product paths (where the ISA has them): up to this many rows of A the direct
 // path (weights decoded in registers per row tile), above it the decoded-tile path.
 constexpr int64_t kDirectMaxRows = 8;
+// The amx tier: bf16 inputs with at least this many rows of A use the AMX tile path.
+constexpr int64_t kAmxMinRows = 2;
 // Below this many weight elements a call runs on the calling thread.
 constexpr int64_t kInlineWeights = 1 << 16;
 
 const Mm4Table* mm4_active() {
   switch (active_isa()) {
 #if defined(BNB_HAVE_AVX512VNNI_TU)
+    case IsaId::kAmx:  // the avx512vnni kernels (AMX adds tile paths where the op glue asks for them)
     case IsaId::kAvx512Vnni: return &avx512vnni::mm4_table;
 #endif
 #if defined(BNB_HAVE_AVX512_TU)
@@ -83,9 +86,14 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     std::vector<float> Ap;
     std::vector<uint16_t> Abf;
     const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
-    const bool use_direct = bf16_ok && M <= kDirectMaxRows;
-    const bool use_bf16 = bf16_ok;
-    if (use_direct) {
+    const bool use_amx = bf16_ok && t->rows_bf16_amx && M >= kAmxMinRows && active_isa() == IsaId::kAmx;
+    const bool use_direct = bf16_ok && !use_amx && M <= kDirectMaxRows;
+    const bool use_bf16 = bf16_ok && !use_amx;
+    if (use_amx) {
+      Abf.resize((size_t)((M + 15) / 16 * 16 * K));
+      t->prep_a_amx((const uint16_t*)A, M, K, Abf.data());
+      a.Abf = Abf.data();
+    } else if (use_direct) {
       Abf.resize((size_t)(M * K));
       t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
       a.Abf = Abf.data();
@@ -97,7 +105,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       a.Ap = Ap.data();
     }
     void (*rows)(const Mm4Args&, int64_t, int64_t) =
-        use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows);
+        use_amx ? t->rows_bf16_amx : (use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows));
 
     int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (nt <= 1 || n * (M < 16 ? M : 16) < kInlineWeights || N < 8) {
@@ -105,7 +113,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       return kOk;
     }
     // chunks of a multiple of 4 rows (of 64 for the bf16 tile path: its tile width), about 8 per thread
-    const int64_t gran = (use_bf16 && !use_direct) ? 64 : 4;
+    const int64_t gran = ((use_bf16 && !use_direct) || use_amx) ? 64 : 4;
     int64_t per = (N + (int64_t)nt * 8 - 1) / ((int64_t)nt * 8);
     per = (per + gran - 1) / gran * gran;
     const int64_t ntasks = (N + per - 1) / per;

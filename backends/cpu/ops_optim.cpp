@@ -22,6 +22,7 @@ constexpr int kMaxThreads = 256;
 const OptimKernelTable* optim_table() {
   switch (active_isa()) {
 #if defined(BNB_HAVE_AVX512VNNI_TU)
+    case IsaId::kAmx:  // the avx512vnni kernels (AMX adds tile paths where the op glue asks for them)
     case IsaId::kAvx512Vnni: return &avx512vnni::optim_table;
 #endif
 #if defined(BNB_HAVE_AVX512_TU)

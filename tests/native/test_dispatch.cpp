@@ -6,7 +6,8 @@ BNB_CORE_TEST(dispatch) {
   using namespace bnb_test;
   using bnb_cpu::IsaId;
   const IsaId id = bnb_cpu::active_isa();
-  const IsaId want = ctx.isa == "avx2"         ? IsaId::kAvx2
+  const IsaId want = ctx.isa == "amx"          ? IsaId::kAmx
+                     : ctx.isa == "avx2"       ? IsaId::kAvx2
                      : ctx.isa == "avx512"     ? IsaId::kAvx512
                      : ctx.isa == "avx512vnni" ? IsaId::kAvx512Vnni
                      : ctx.isa == "neon"       ? IsaId::kNeon
