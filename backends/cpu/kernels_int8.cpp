@@ -13,6 +13,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <vector>
+
 #include "bnb_quant_math.h"
 #include "kernels_int8.h"
 
@@ -725,6 +727,108 @@ void gemm_packed(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int6
     }
   }
 }
+
+// ------------------------------------------------------------ AMX path (amx tier, K % 64 == 0)
+// The tile unit computes C[16][16] += X[16][64 s8] . Y[16 quads][16][4 s8] (signed x signed, int32, wrapping).
+// X = 16 weight rows x 64 columns, loaded straight from B (row stride K: no packing; rows past N through a
+// zero-padded copy); Y = A as [ceil(M/16)][K/4][16 rows of A][4] (prep_a_amx, rows past M zero); C tiles are
+// C^T (16 outputs x 16 rows of A) and are transposed into the block buffer that finish_block reads. Exact sums
+// (no 128 offset: a_corr is not used), so the outputs equal the other paths'.
+#include "amx_tiles.h"  // AmxConfig, amx_config_16x64 (per-ISA: inside this namespace on purpose)
+
+constexpr int kXn = 64;  // weight rows per step: 4 C tiles
+
+void prep_a_amx(const int8_t* A, int64_t M, int64_t K, int8_t* Y) {
+  const int64_t G = (M + 15) / 16;
+  for (int64_t g = 0; g < G; ++g) {
+    for (int64_t u = 0; u < K; u += 64) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int64_t m = g * 16 + i;
+        r[i] = m < M ? _mm512_loadu_si512((const void*)(A + m * K + u)) : _mm512_setzero_si512();
+      }
+      transpose16(r);  // r[q] lane i = quad q of row i
+      int8_t* y = Y + g * 16 * K + u * 16;
+      for (int q = 0; q < 16; ++q) _mm512_storeu_si512((void*)(y + q * 64), r[q]);
+    }
+  }
+}
+
+// g.Ay = prep_a_amx's Y of all M rows; m0 % 16 == 0
+__attribute__((target("amx-tile,amx-int8"))) void gemm_amx(const Int8GemmArgs& args, int64_t m0, int64_t m1,
+                                                           int64_t n0, int64_t n1) {
+  Int8GemmArgs g = args;
+  g.a_corr = nullptr;  // exact sums
+  alignas(64) int32_t buf[kMb * kXn];
+  alignas(64) int32_t ct[4 * 256];
+  alignas(64) float ext[kXn];
+  alignas(64) float sbuf[kInt8MaxBlockOutliers * kXn];
+  const int64_t K = g.K, N = g.N;
+  const bool make_sb = !g.C && g.n_outl > 0 && !g.outl_b;
+  std::vector<int8_t> pad;  // the rows past N of the last group, as zeros
+  amx_config_16x64(7);
+  for (int64_t mb = m0; mb < m1; mb += kMb) {
+    const int64_t mlen = (m1 - mb < kMb) ? m1 - mb : kMb;
+    for (int64_t nb = n0; nb < n1; nb += kXn) {
+      const int nlen = (int)((n1 - nb < kXn) ? n1 - nb : kXn);
+      const int nv = (nlen + 15) / 16;
+      const int8_t* xp[4];
+      for (int j = 0; j < nv; ++j) {
+        const int64_t r0 = nb + 16 * j;
+        if (r0 + 16 <= N) {
+          xp[j] = g.B + r0 * K;
+        } else {
+          pad.assign((size_t)(16 * K), 0);
+          memcpy(pad.data(), g.B + r0 * K, (size_t)((N - r0) * K));
+          xp[j] = pad.data();
+        }
+      }
+      if (make_sb) outlier_weights_ld(g, nb, nlen, sbuf, kXn);
+      BNB_AMX_BARRIER();
+      for (int64_t i0 = 0; i0 < mlen; i0 += 16) {
+        const int8_t* y = g.Ay + (mb + i0) * K;  // group (mb + i0) / 16: 16 * K bytes per group
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int64_t k = 0; k < K; k += 64) {
+          if (i0 == 0 && k + 512 < K)  // the 64 rows are 64 streams at a K-byte stride: prefetch ahead
+            for (int j = 0; j < nv; ++j)
+              for (int r = 0; r < 16; ++r) _mm_prefetch((const char*)(xp[j] + r * K + k + 512), _MM_HINT_T0);
+          _tile_loadd(4, y + k * 16, 64);
+          _tile_loadd(5, xp[0] + k, K);
+          _tile_dpbssd(0, 5, 4);
+          if (nv > 1) {
+            _tile_loadd(6, xp[1] + k, K);
+            _tile_dpbssd(1, 6, 4);
+          }
+          if (nv > 2) {
+            _tile_loadd(5, xp[2] + k, K);
+            _tile_dpbssd(2, 5, 4);
+          }
+          if (nv > 3) {
+            _tile_loadd(6, xp[3] + k, K);
+            _tile_dpbssd(3, 6, 4);
+          }
+        }
+        _tile_stored(0, ct, 64);
+        _tile_stored(1, ct + 256, 64);
+        _tile_stored(2, ct + 512, 64);
+        _tile_stored(3, ct + 768, 64);
+        BNB_AMX_BARRIER();
+        const int rows = (int)((mlen - i0) < 16 ? (mlen - i0) : 16);
+        for (int j = 0; j < nv; ++j) {
+          __m512i r[16];
+          for (int q = 0; q < 16; ++q) r[q] = _mm512_load_si512((const void*)(ct + j * 256 + q * 16));
+          transpose16(r);  // r[i] = outputs 16 j .. 16 j + 15 of row i0 + i
+          for (int i = 0; i < rows; ++i) _mm512_store_si512((void*)(buf + (i0 + i) * kXn + 16 * j), r[i]);
+        }
+      }
+      finish_block(g, buf, kXn, sbuf, ext, mb, mlen, nb, nlen);
+    }
+  }
+  _tile_release();
+}
 #endif
 
 void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
@@ -783,8 +887,12 @@ extern const Int8KernelTable int8_table = {
     outlier_weights_all,
 #if BNB_I8_VNNI
     true,
+    prep_a_amx,
+    gemm_amx,
 #else
     false,
+    nullptr,
+    nullptr,
 #endif
 };
 

@@ -26,6 +26,7 @@ struct Int8GemmArgs {
   const float* outl_a;        // [M, n_outl] fp32 (exact copies of A's outlier columns)
   const float* outl_b;        // null (gemm forms the weights per block; needs n_outl <= kInt8MaxBlockOutliers)
                               // or the precomputed weights [n_outl, N] (layout j * N + n)
+  const int8_t* Ay;           // gemm_amx only: A as prep_a_amx writes it
 };
 constexpr int64_t kInt8MaxBlockOutliers = 32;
 
@@ -56,6 +57,11 @@ struct Int8KernelTable {
   // outl_b[j * N + n] for n in [n0, n1) (the precomputed outlier weights of Int8GemmArgs)
   void (*outlier_weights)(const Int8GemmArgs& g, int64_t n0, int64_t n1, float* outl_b);
   bool needs_a_corr;
+  // AMX tile path (amx tier only: the op glue uses it when active_isa() is kAmx and K % 64 == 0; null below the
+  // avx512vnni tier). prep_a_amx writes A [M][K] as [ceil(M/16)][K/4][16][4] (rows >= M zero); gemm_amx reads it
+  // from g.Ay (rows [m0, m1) with m0 % 16 == 0), computes exact sums and ignores a_corr.
+  void (*prep_a_amx)(const int8_t* A, int64_t M, int64_t K, int8_t* Y);
+  void (*gemm_amx)(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 };
 
 namespace scalar {

@@ -682,15 +682,7 @@ void rows_bf16_direct(const Mm4Args& a, int64_t n0, int64_t n1) {
 constexpr int XNR = 64;   // weight rows per step: 4 C tiles of 16
 constexpr int XKC = 256;  // columns per decoded chunk: 64 rows x 256 bf16 = 32 KiB
 
-struct alignas(64) AmxConfig {
-  uint8_t palette, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-// the GNU tile intrinsics are asm statements that do not declare their memory operands: a compiler barrier
-// orders them with the stores that fill (and the loads that read) their buffers
-#define BNB_MEMORY_BARRIER() __asm__ volatile("" ::: "memory")
+#include "amx_tiles.h"  // AmxConfig, amx_config_16x64 (per-ISA: inside this namespace on purpose)
 
 void prep_a_amx(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
   // per 64 columns: x0 = columns 0-31, x1 = 32-63 -> y0 = even columns, y1 = odd columns (decode_unit64's
@@ -761,12 +753,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_t(const Mm4Args& args
   const int64_t K = a.K, P = K / 2, G = (a.M + 15) / 16;
   std::vector<float> spill(G > 1 ? (size_t)(G * XNR * 16) : 0);  // C tiles between chunks, more than one group
   float* cs = spill.data();
-  AmxConfig cfg;
-  memset(&cfg, 0, sizeof(cfg));
-  cfg.palette = 1;
-  for (int t = 0; t < 7; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-  BNB_MEMORY_BARRIER();
-  _tile_loadconfig(&cfg);
+  amx_config_16x64(7);
   const __m512 code = _mm512_loadu_ps(a.code);
   const __m512i lane_off = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(16), 1);
   const __m512i m15 = _mm512_set1_epi16(15);
@@ -791,7 +778,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_t(const Mm4Args& args
           _mm512_store_si512((void*)(dst + u + 32), wl);
         }
       }
-      BNB_MEMORY_BARRIER();
+      BNB_AMX_BARRIER();
       const bool first = k0 == 0, last = k0 + XKC >= K;
       for (int64_t g = 0; g < G; ++g) {
         float* cg = cs + g * XNR * 16;
@@ -823,7 +810,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_t(const Mm4Args& args
           _tile_stored(1, ct + 256, 64);
           _tile_stored(2, ct + 512, 64);
           _tile_stored(3, ct + 768, 64);
-          BNB_MEMORY_BARRIER();
+          BNB_AMX_BARRIER();
           const int64_t m0 = g * 16;
           store_amx_tile(a, m0, (int)((a.M - m0) < 16 ? (a.M - m0) : 16), n, nr, ct);
         } else if (G > 1) {
@@ -833,7 +820,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_t(const Mm4Args& args
           _tile_stored(3, cg + 768, 64);
         }
       }
-      BNB_MEMORY_BARRIER();
+      BNB_AMX_BARRIER();
     }
   }
   _tile_release();

@@ -14,6 +14,9 @@ namespace {
 
 constexpr int kMaxThreads = 256;
 constexpr int64_t kInlineElements = 1 << 16;  // below this many elements a pass runs on the calling thread
+// The amx tier: matmuls with at least this many rows of A use the AMX tile path (below it the VNNI kernels are
+// faster: 4096 x 4096, 2 threads, 4 rows: 0.40 ms VNNI vs 0.48 ms AMX; 16 rows: 0.86 vs 0.47 ms).
+constexpr int64_t kAmxMinRows = 8;
 constexpr int64_t kInlineMacs = 1 << 20;      // below this many multiply-adds a matmul runs inline
 constexpr int64_t kInlineQuantElements = 1 << 20;  // row quantization below this many elements runs inline
 
@@ -89,7 +92,20 @@ std::vector<float> bias_f32(int bias_dtype, const void* bias, int64_t N) {
 
 void run_gemm(const Int8KernelTable* k, Int8GemmArgs& g, int nthreads) {
   std::vector<int32_t> corr;
-  if (k->needs_a_corr) {
+  std::vector<int8_t> ay;
+  void (*gemm)(const Int8GemmArgs&, int64_t, int64_t, int64_t, int64_t) = k->gemm;
+  g.Ay = nullptr;
+  if (k->gemm_amx && active_isa() == IsaId::kAmx && g.M >= kAmxMinRows && g.K > 0 && g.K % 64 == 0) {
+    const int64_t G = (g.M + 15) / 16;
+    ay.resize((size_t)(G * 16 * g.K));
+    run_range(G, 16 * g.K, nthreads, [&](int64_t g0, int64_t g1) {
+      const int64_t rows = (g1 * 16 < g.M ? g1 * 16 : g.M) - g0 * 16;
+      k->prep_a_amx(g.A + g0 * 16 * g.K, rows, g.K, ay.data() + g0 * 16 * g.K);
+    });
+    g.Ay = ay.data();
+    g.a_corr = nullptr;
+    gemm = k->gemm_amx;
+  } else if (k->needs_a_corr) {
     corr.resize((size_t)g.M);
     run_range(g.M, g.K, nthreads, [&](int64_t r0, int64_t r1) { k->row_sums128(g.A, g.K, corr.data(), r0, r1); });
     g.a_corr = corr.data();
@@ -99,7 +115,7 @@ void run_gemm(const Int8KernelTable* k, Int8GemmArgs& g, int nthreads) {
   nthreads = clamp_threads(nthreads);
   const double macs = (double)g.M * (double)g.N * (double)g.K;
   if (nthreads <= 1 || macs < (double)kInlineMacs) {
-    k->gemm(g, 0, g.M, 0, g.N);
+    gemm(g, 0, g.M, 0, g.N);
     return;
   }
   // tasks: row blocks of 64 x column chunks (multiples of 16 columns), at least 4 per thread
@@ -113,7 +129,7 @@ void run_gemm(const Int8KernelTable* k, Int8GemmArgs& g, int nthreads) {
     const int64_t mi = t / nchunks, ni = t % nchunks;
     const int64_t m0 = mi * 64, m1 = (m0 + 64 < g.M) ? m0 + 64 : g.M;
     const int64_t n0 = ni * per, n1 = (n0 + per < g.N) ? n0 + per : g.N;
-    k->gemm(g, m0, m1, n0, n1);
+    gemm(g, m0, m1, n0, n1);
   });
 }
 
