@@ -463,6 +463,21 @@ def _int8_cases():
 
         cases.append(Case("int8_mixed_scaled_mm", f"3x40x8200-{str(dtype)[6:]}-outliers_around_4096", make_late,
                           _mixed_compare))
+
+    # a few outlier columns (at most 32: the weights are formed per block of weight rows) with enough rows of A
+    # for the CPU's AMX path and 100 weight rows: 64-row blocks of 4 and 2 (partial) 16-row groups
+    for dtype in FLOATS:
+        def make_few(g, dtype=dtype):
+            A = (torch.randn(24, 320, generator=g) * 2).clamp(-5.5, 5.5)
+            A[:, [0, 63, 64, 200, 319]] *= 4
+            W = torch.randn(100, 320, generator=g).to(dtype)
+            A = A.to(dtype)
+            CA, SCA, cols = reference.int8_vectorwise_quant(A, 6.0)
+            CB, SCB, _ = reference.int8_vectorwise_quant(W)
+            return (A, CA, CB, SCA, SCB, cols, torch.randn(100, generator=g).to(dtype)), {}
+
+        cases.append(Case("int8_mixed_scaled_mm", f"24x100x320-{str(dtype)[6:]}-few_outliers", make_few,
+                          _mixed_compare))
     return cases
 
 

@@ -760,7 +760,7 @@ __attribute__((target("amx-tile,amx-int8"))) void gemm_amx(const Int8GemmArgs& a
   Int8GemmArgs g = args;
   g.a_corr = nullptr;  // exact sums
   alignas(64) int32_t buf[kMb * kXn];
-  alignas(64) int32_t ct[4 * 256];
+  alignas(64) int32_t ct[4 * 256];  // C tile j at ct + 256 j
   alignas(64) float ext[kXn];
   alignas(64) float sbuf[kInt8MaxBlockOutliers * kXn];
   const int64_t K = g.K, N = g.N;
@@ -786,37 +786,27 @@ __attribute__((target("amx-tile,amx-int8"))) void gemm_amx(const Int8GemmArgs& a
       BNB_AMX_BARRIER();
       for (int64_t i0 = 0; i0 < mlen; i0 += 16) {
         const int8_t* y = g.Ay + (mb + i0) * K;  // group (mb + i0) / 16: 16 * K bytes per group
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int64_t k = 0; k < K; k += 64) {
-          if (i0 == 0 && k + 512 < K)  // the 64 rows are 64 streams at a K-byte stride: prefetch ahead
-            for (int j = 0; j < nv; ++j)
-              for (int r = 0; r < 16; ++r) _mm_prefetch((const char*)(xp[j] + r * K + k + 512), _MM_HINT_T0);
-          _tile_loadd(4, y + k * 16, 64);
-          _tile_loadd(5, xp[0] + k, K);
-          _tile_dpbssd(0, 5, 4);
-          if (nv > 1) {
-            _tile_loadd(6, xp[1] + k, K);
+        // two weight groups (32 rows) at a time over all of K: 32 sequential streams, which the hardware
+        // prefetchers follow (all 64 rows per 64-column step, 64 streams, were 15-20% slower at 8-16 rows of A
+        // although every line was prefetched in software)
+        for (int j = 0; j < nv; j += 2) {
+          const int8_t* x0 = xp[j];
+          const int8_t* x1 = xp[j + 1 < nv ? j + 1 : j];
+          _tile_zero(0);
+          _tile_zero(1);
+          for (int64_t k = 0; k < K; k += 64) {
+            _tile_loadd(4, y + k * 16, 64);
+            _tile_loadd(5, x0 + k, K);
+            _tile_dpbssd(0, 5, 4);
+            _tile_loadd(6, x1 + k, K);
             _tile_dpbssd(1, 6, 4);
+            // the outlier weights of these rows and columns while the lines are cached
+            if (make_sb && i0 == 0) outlier_weights_ld(g, nb + 16 * j, (nlen - 16 * j) < 32 ? nlen - 16 * j : 32,
+                                                       sbuf + 16 * j, kXn, k, k + 64);
           }
-          if (nv > 2) {
-            _tile_loadd(5, xp[2] + k, K);
-            _tile_dpbssd(2, 5, 4);
-          }
-          if (nv > 3) {
-            _tile_loadd(6, xp[3] + k, K);
-            _tile_dpbssd(3, 6, 4);
-          }
-          // the outlier weights in these 64 columns while the rows' lines are in L1 (gathered up front, the
-          // bytes of 64 rows at a K-byte stride missed to L3: +30% at batch 16)
-          if (make_sb && i0 == 0) outlier_weights_ld(g, nb, nlen, sbuf, kXn, k, k + 64);
+          _tile_stored(0, ct + j * 256, 64);
+          if (j + 1 < nv) _tile_stored(1, ct + (j + 1) * 256, 64);
         }
-        _tile_stored(0, ct, 64);
-        _tile_stored(1, ct + 256, 64);
-        _tile_stored(2, ct + 512, 64);
-        _tile_stored(3, ct + 768, 64);
         BNB_AMX_BARRIER();
         const int rows = (int)((mlen - i0) < 16 ? (mlen - i0) : 16);
         for (int j = 0; j < nv; ++j) {

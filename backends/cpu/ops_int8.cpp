@@ -14,9 +14,10 @@ namespace {
 
 constexpr int kMaxThreads = 256;
 constexpr int64_t kInlineElements = 1 << 16;  // below this many elements a pass runs on the calling thread
-// The amx tier: matmuls with at least this many rows of A use the AMX tile path (below it the VNNI kernels are
-// faster: 4096 x 4096, 2 threads, 4 rows: 0.40 ms VNNI vs 0.48 ms AMX; 16 rows: 0.86 vs 0.47 ms).
-constexpr int64_t kAmxMinRows = 8;
+// The amx tier: matmuls with at least this many rows of A use the AMX tile path (below it the VNNI dot kernel
+// streams the weight as fast or faster: 2 threads, 4 rows, 4096 x 4096 / 14336 x 4096 / 4096 x 14336: AMX 0.38 /
+// 1.20 / 1.20 ms, VNNI 0.37 / 1.12 / 1.27; 6 rows: 0.39 / 1.19 / 1.18 vs 0.44 / 1.38 / 1.44).
+constexpr int64_t kAmxMinRows = 5;
 constexpr int64_t kInlineMacs = 1 << 20;      // below this many multiply-adds a matmul runs inline
 constexpr int64_t kInlineQuantElements = 1 << 20;  // row quantization below this many elements runs inline
 
