@@ -613,6 +613,43 @@ def _(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
     return out, A.new_empty((_rows(A), k))
 
 
+def check_int8_mixed_linear(A, CB, SCB, bias=None, threshold=0.0):
+    try:
+        if (A.dtype in FLOAT_DTYPES and CB.dtype == torch.int8 and A.is_cpu and CB.is_cpu and A.dim() >= 1
+                and CB.dim() == 2 and type(A.numel()) is int and type(CB.numel()) is int
+                and A.shape[-1] == CB.shape[1] and type(threshold) is float and 0.0 <= threshold < math.inf
+                and SCB.dtype == torch.float32 and SCB.is_cpu and SCB.numel() == CB.shape[0]
+                and (bias is None or (bias.dtype in FLOAT_DTYPES and bias.is_cpu and bias.numel() == CB.shape[0]))):
+            return
+    except Exception:  # noqa: BLE001 - the full check below names the problem
+        pass
+    _dtype_in(A, "A", FLOAT_DTYPES)
+    _dtype_in(CB, "CB", (torch.int8,))
+    _req(CB.dim() == 2, lambda: f"CB must be 2-D [N, K], got shape {tuple(CB.shape)}")
+    _req(A.dim() >= 1, lambda: "A must have at least 1 dimension")
+    _req(
+        A.shape[-1] == CB.shape[1],
+        lambda: f"A's last dimension ({A.shape[-1]}) must equal CB's K dimension ({CB.shape[1]})",
+    )
+    N = CB.shape[0]
+    _dtype_in(SCB, "SCB", (torch.float32,))
+    _req(SCB.numel() == N, lambda: f"SCB must hold {N} values (one per row of CB), got {SCB.numel()}")
+    if bias is not None:
+        _dtype_in(bias, "bias", FLOAT_DTYPES)
+        _req(bias.numel() == N, lambda: f"bias must hold {N} values, got {bias.numel()}")
+    _threshold(threshold)
+    _same_device(A, "A", CB=CB, SCB=SCB, bias=bias)
+
+
+@_define(
+    "int8_mixed_linear",
+    "(Tensor A, Tensor CB, Tensor SCB, Tensor? bias=None, float threshold=0.0) -> Tensor",
+    check_int8_mixed_linear,
+)
+def _(A, CB, SCB, bias=None, threshold=0.0):
+    return A.new_empty((*A.shape[:-1], CB.shape[0]))
+
+
 # --------------------------------------------------------------------------------------------------
 # optimizers
 # --------------------------------------------------------------------------------------------------

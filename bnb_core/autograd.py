@@ -11,6 +11,7 @@ from typing import Optional
 
 import torch
 
+from . import registry
 from .functional import QuantState
 
 
@@ -92,19 +93,25 @@ class MatmulLtState:
     threshold: float = 0.0
     has_fp16_weights: bool = True
     is_training: bool = True
-    idx: Optional[torch.Tensor] = None  # outlier columns of the last forward
+    idx: Optional[torch.Tensor] = None  # outlier columns of the last forward with autograd (inference through
+    # the fused int8_mixed_linear op leaves it as it was)
 
     def reset_grads(self):
         self.idx = None
 
 
-def _forward_8bit(A, B, bias, state: MatmulLtState):
+def _forward_8bit(A, B, bias, state: MatmulLtState, fused: bool = False):
     if state.has_fp16_weights or state.CB is None:
         state.CB, state.SCB, _ = torch.ops.bnb.int8_vectorwise_quant(B.detach(), 0.0)
     CB, SCB = state.CB, state.SCB
+    b = bias.to(A.dtype) if bias is not None and bias.dtype != A.dtype else bias
+    if fused and registry.has_kernel("int8_mixed_linear", "cpu" if A.is_cpu else A.device.type):
+        # a device with the fused op: one op call per layer instead of two (on the CPU the Python around each
+        # op call costs more than the batch-1 difference to fbgemm's one-call int8 Linear); the outlier
+        # columns stay inside it, so state.idx is not set on this path
+        return torch.ops.bnb.int8_mixed_linear(A, CB, SCB, b, float(state.threshold))
     A2 = A if A.dim() == 2 else A.reshape(-1, A.shape[-1])  # (each torch call here costs ~1.5 us at batch 1)
     CA, SCA, outlier_cols = torch.ops.bnb.int8_vectorwise_quant(A2, float(state.threshold))
-    b = bias.to(A.dtype) if bias is not None and bias.dtype != A.dtype else bias
     # under torch.compile the outlier count is an unbacked size: take the mixed path unconditionally
     # (it is exact for zero outlier columns) instead of branching on it, so fullgraph capture works
     if outlier_cols is not None and (torch.compiler.is_compiling() or outlier_cols.numel()):
@@ -154,7 +161,7 @@ def matmul(A: torch.Tensor, B: torch.Tensor, out: Optional[torch.Tensor] = None,
     # no autograd graph needed (inference): skip autograd.Function's bookkeeping
     needs_grad = torch.is_grad_enabled() and (A.requires_grad or B.requires_grad
                                               or (bias is not None and bias.requires_grad))
-    result = MatMul8bitLt.apply(A, B, bias, state) if needs_grad else _forward_8bit(A, B, bias, state)
+    result = MatMul8bitLt.apply(A, B, bias, state) if needs_grad else _forward_8bit(A, B, bias, state, fused=True)
     return out.copy_(result) if out is not None else result
 
 

@@ -478,6 +478,22 @@ def _int8_cases():
 
         cases.append(Case("int8_mixed_scaled_mm", f"24x100x320-{str(dtype)[6:]}-few_outliers", make_few,
                           _mixed_compare))
+
+    # the fused inference op: shapes of the kernels' paths (one row, the AMX path from 5 rows, more than 64 rows,
+    # K % 64 != 0, 3-D activations), outliers or none, threshold 0 (no outlier handling), biases
+    for (shape, N) in [((1, 320), 72), ((24, 320), 100), ((2, 3, 130), 33), ((70, 256), 40)]:
+        for dtype in FLOATS:
+            for threshold, outliers in ((6.0, True), (6.0, False), (0.0, True)):
+                lid = f"{'x'.join(map(str, shape))}x{N}-{str(dtype)[6:]}-t{threshold:g}" + ("" if outliers else "-none")
+
+                def make_lin(g, shape=shape, N=N, dtype=dtype, threshold=threshold, outliers=outliers):
+                    A = _int8_act(g, shape, dtype, outliers, None if outliers else "small")
+                    W = torch.randn(N, shape[-1], generator=g).to(dtype)
+                    CB, SCB, _ = reference.int8_vectorwise_quant(W)
+                    bias = torch.randn(N, generator=g).to(dtype) if shape[0] != 2 else None
+                    return (A, CB, SCB, bias, threshold), {}
+
+                cases.append(Case("int8_mixed_linear", lid, make_lin, _mixed_linear_compare))
     return cases
 
 
@@ -508,6 +524,19 @@ def _mixed_compare(args, out, ref, mut, mut_ref):
     _within(r, exact, bound, "reference output")
     _within(o, exact, bound, "output")
     _exact(out[1].to(r.dtype) if out[1] is not None else None, ref[1], "subA")
+
+
+def _mixed_linear_compare(args, out, ref, mut, mut_ref):
+    """int8_mixed_linear against the composition it stands for: the reference's int8_vectorwise_quant, then
+    _mixed_compare's bound (or int8_scaled_mm's, threshold 0) on the same quantized operands."""
+    A, CB, SCB, bias, threshold = args
+    assert out.dtype == A.dtype and out.shape == (*A.shape[:-1], CB.shape[0]) and out.shape == ref.shape
+    A2 = A.reshape(-1, A.shape[-1])
+    CA, SCA, cols = reference.int8_vectorwise_quant(A2, threshold)
+    if cols is None:
+        cols = torch.zeros(0, dtype=torch.int64)
+    sub = (A2, CA, CB, SCA, SCB, cols, bias)
+    _mixed_compare(sub, (out.reshape(A2.shape[0], -1), None), (ref.reshape(A2.shape[0], -1), None), mut, mut_ref)
 
 
 def _optimizer_cases():

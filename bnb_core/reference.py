@@ -312,6 +312,18 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
     return out2.reshape(out.shape), subA
 
 
+def int8_mixed_linear(A, CB, SCB, bias=None, threshold=0.0):
+    """LLM.int8() inference forward in one op: int8_vectorwise_quant(A, threshold), then int8_mixed_scaled_mm
+    with its outlier columns (int8_scaled_mm in A's dtype when there are none); out [..., N] in A's dtype."""
+    A2 = _as_rows(A)
+    CA, SCA, cols = int8_vectorwise_quant(A2, threshold)
+    if cols is None:
+        out = int8_scaled_mm(CA, CB, SCA, SCB, bias=bias, dtype=A.dtype)
+    else:
+        out, _ = int8_mixed_scaled_mm(A2, CA, CB, SCA, SCB, cols, bias)
+    return out.reshape(*A.shape[:-1], CB.shape[0])
+
+
 # --------------------------------------------------------------------------------------------------
 # optimizers (formulas of bitsandbytes 0.50.2; policies in docs/formats.md)
 # --------------------------------------------------------------------------------------------------
@@ -509,6 +521,7 @@ KERNELS = {
     "int8_mm_dequant": int8_mm_dequant,
     "int8_scaled_mm": int8_scaled_mm,
     "int8_mixed_scaled_mm": int8_mixed_scaled_mm,
+    "int8_mixed_linear": int8_mixed_linear,
     "optimizer_update_32bit": optimizer_update_32bit,
     "optimizer_update_8bit_blockwise": optimizer_update_8bit_blockwise,
 }

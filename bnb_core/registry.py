@@ -205,6 +205,12 @@ def kernel_for(op: str, *args, **kwargs) -> str:
     return REFERENCE
 
 
+def has_kernel(op: str, device_type: str) -> bool:
+    """Whether a native kernel is registered for (op, device_type) (exact op and device type names; cheap
+    enough for a per-call decision)."""
+    return bool(_kernels.get((op, device_type)))
+
+
 def kernels(op: str, device: str) -> list[str]:
     """Names of the kernels registered for (op, device), in the order they are tried."""
     return [k.name for k in _kernels.get((_resolve(op).name, _device_type(device)), [])]

@@ -98,6 +98,8 @@ def _valid(op: str, device: str) -> dict:
     elif base == "int8_mixed_scaled_mm":
         d = dict(A=randn(3, 8, dtype=F16), CA=i8(3, 8), CB=i8(5, 8), SCA=absmax(3), SCB=absmax(5),
                  outlier_cols=torch.tensor([2], dtype=torch.int64, device=device), bias=randn(5, dtype=F16))
+    elif base == "int8_mixed_linear":
+        d = dict(A=randn(3, 8, dtype=F16), CB=i8(5, 8), SCB=absmax(5), bias=randn(5, dtype=F16), threshold=6.0)
     elif base == "optimizer_update_32bit":
         d = dict(optimizer_name="adam", g=randn(NOPT), p=randn(NOPT), state1=randn(NOPT) * 0.01,
                  state2=randn(NOPT).abs() * 0.01, unorm_vec=torch.zeros(1, device=device), max_unorm=0.0,
@@ -380,6 +382,23 @@ BAD: dict[str, list[Bad]] = {
         Bad("SCA-fp16", _dtype("SCA", F16), "SCA"),
         Bad("SCB-too-short", _trim("SCB", 4), "SCB"),
         Bad("SCB-meta", _meta("SCB"), "SCB"),
+    ],
+    "int8_mixed_linear": [
+        Bad("A-int8", _dtype("A", torch.int8), "A"),
+        Bad("A-fp64", _dtype("A", torch.float64), "A"),
+        Bad("CB-fp16", _dtype("CB", F16), "CB"),
+        Bad("CB-1d", _set("CB", lambda t: t[0].clone()), "CB"),
+        Bad("CB-K", _set("CB", lambda t: t[:, :4].clone()), "A"),  # A's K must equal CB's (the message starts with A)
+        Bad("CB-meta", _meta("CB"), "CB"),
+        Bad("SCB-too-short", _trim("SCB", 4), "SCB"),
+        Bad("SCB-fp16", _dtype("SCB", F16), "SCB"),
+        Bad("SCB-meta", _meta("SCB"), "SCB"),
+        Bad("bias-too-short", _trim("bias", 4), "bias"),
+        Bad("bias-int32", _dtype("bias", torch.int32), "bias"),
+        Bad("bias-meta", _meta("bias"), "bias"),
+        Bad("threshold-negative", _value("threshold", -1.0), "threshold"),
+        Bad("threshold-nan", _value("threshold", math.nan), "threshold"),
+        Bad("threshold-inf", _value("threshold", math.inf), "threshold"),
     ],
     "optimizer_update_32bit": _OPT_COMMON + [
         Bad("state1-fp16", _dtype("state1", F16), "state1"),

@@ -11,6 +11,7 @@ EXPECTED = {
     "int8_vectorwise_dequant", "int8_double_quant", "int8_linear_matmul", "int8_linear_matmul.out",
     "int8_mm_dequant", "int8_scaled_mm", "int8_mixed_scaled_mm", "optimizer_update_32bit",
     "optimizer_update_8bit_blockwise",
+    "int8_mixed_linear",  # ours: int8_vectorwise_quant + int8_mixed_scaled_mm in one op (LLM.int8() inference)
 }
 
 

@@ -88,6 +88,17 @@ void bind_int8(py::module_& m) {
       py::arg("K"), py::arg("row_ptr"), py::arg("col_ptr"), py::arg("cols_ptr"), py::arg("n_cols"),
       py::arg("bias_dtype"), py::arg("bias_ptr"), py::arg("out_ptr"), py::arg("nthreads") = 1, G(),
       "int8_scaled_mm plus the outlier columns of A (fp32 sum, one rounding to A's dtype).");
+  m.def(
+      "int8_mixed_linear",
+      [](int a_dtype, uint64_t A, int64_t M, int64_t K, uint64_t CB, int64_t N, uint64_t SCB, float threshold,
+         int bias_dtype, uint64_t bias, uint64_t out, int nthreads) {
+        return int8_mixed_linear(a_dtype, p_<const void>(A), M, K, p_<const int8_t>(CB), N, p_<const float>(SCB),
+                                 threshold, bias_dtype, p_<const void>(bias), p_<void>(out), nthreads);
+      },
+      py::arg("a_dtype"), py::arg("A_ptr"), py::arg("M"), py::arg("K"), py::arg("CB_ptr"), py::arg("N"),
+      py::arg("SCB_ptr"), py::arg("threshold"), py::arg("bias_dtype"), py::arg("bias_ptr"), py::arg("out_ptr"),
+      py::arg("nthreads") = 1, G(),
+      "int8_vectorwise_quant(A, threshold) then int8_mixed_scaled_mm, in one call.");
 }
 
 }  // namespace bnb_cpu

@@ -247,6 +247,40 @@ int int8_scaled_mm(const int8_t* A, const int8_t* B, int64_t M, int64_t N, int64
   }
 }
 
+namespace {
+
+// int8_mixed_scaled_mm after its argument checks (shared with int8_mixed_linear)
+int mixed_impl(const Int8KernelTable* k, int a_dtype, const void* A, const int8_t* CA, const int8_t* CB, int64_t M,
+               int64_t N, int64_t K, const float* row_stats, const float* col_stats, const int64_t* outlier_cols,
+               int64_t n_outliers, int bias_dtype, const void* bias, void* out, int nthreads) {
+  // outlier columns: negative indices count from the end (as torch indexing); out of range is an error
+  std::vector<int64_t> cols((size_t)n_outliers);
+  for (int64_t j = 0; j < n_outliers; ++j) {
+    int64_t c = outlier_cols[j];
+    if (c < 0) c += K;
+    if (c < 0 || c >= K) return kBadSize;
+    cols[(size_t)j] = c;
+  }
+  std::vector<float> sub_a((size_t)(M * n_outliers));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < n_outliers; ++j)
+      sub_a[(size_t)(m * n_outliers + j)] = bnb::load_as_f32(A, m * K + cols[(size_t)j], a_dtype);
+  const std::vector<float> b = bias_f32(bias_dtype, bias, N);
+  const float* bp = b.empty() ? nullptr : b.data();
+  Int8GemmArgs g{CA, CB, M, N, K, nullptr, row_stats, col_stats, bp, out, a_dtype, nullptr,
+                 n_outliers, cols.data(), sub_a.data(), nullptr};
+  std::vector<float> outl_b;
+  if (n_outliers > kInt8MaxBlockOutliers) {  // many outliers: the weights once for all of N
+    outl_b.resize((size_t)(n_outliers * N));
+    run_range(N, n_outliers * 4, nthreads, [&](int64_t n0, int64_t n1) { k->outlier_weights(g, n0, n1, outl_b.data()); });
+    g.outl_b = outl_b.data();
+  }
+  run_gemm(k, g, nthreads);
+  return kOk;
+}
+
+}  // namespace
+
 int int8_mixed_scaled_mm(int a_dtype, const void* A, const int8_t* CA, const int8_t* CB, int64_t M, int64_t N,
                          int64_t K, const float* row_stats, const float* col_stats, const int64_t* outlier_cols,
                          int64_t n_outliers, int bias_dtype, const void* bias, void* out, int nthreads) {
@@ -256,31 +290,30 @@ int int8_mixed_scaled_mm(int a_dtype, const void* A, const int8_t* CA, const int
     if (M == 0 || N == 0) return kOk;
     if (!row_stats || !col_stats || !out || (bias_dtype >= 0 && !bias) || (K > 0 && (!CA || !CB))) return kNullPointer;
     if (n_outliers > 0 && (!A || !outlier_cols)) return kNullPointer;
-    // outlier columns: negative indices count from the end (as torch indexing); out of range is an error
-    std::vector<int64_t> cols((size_t)n_outliers);
-    for (int64_t j = 0; j < n_outliers; ++j) {
-      int64_t c = outlier_cols[j];
-      if (c < 0) c += K;
-      if (c < 0 || c >= K) return kBadSize;
-      cols[(size_t)j] = c;
-    }
-    std::vector<float> sub_a((size_t)(M * n_outliers));
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t j = 0; j < n_outliers; ++j)
-        sub_a[(size_t)(m * n_outliers + j)] = bnb::load_as_f32(A, m * K + cols[(size_t)j], a_dtype);
-    const std::vector<float> b = bias_f32(bias_dtype, bias, N);
-    const float* bp = b.empty() ? nullptr : b.data();
+    return mixed_impl(table(), a_dtype, A, CA, CB, M, N, K, row_stats, col_stats, outlier_cols, n_outliers,
+                      bias_dtype, bias, out, nthreads);
+  } catch (...) {
+    return kInternalError;
+  }
+}
+
+int int8_mixed_linear(int a_dtype, const void* A, int64_t M, int64_t K, const int8_t* CB, int64_t N,
+                      const float* SCB, float threshold, int bias_dtype, const void* bias, void* out, int nthreads) {
+  try {
+    if (bad_dtype(a_dtype) || bias_dtype < -1 || bias_dtype > 2) return kBadDtype;
+    if (M < 0 || N < 0 || K < 0) return kBadSize;
+    if (M == 0 || N == 0) return kOk;
+    if (!SCB || !out || (bias_dtype >= 0 && !bias) || (K > 0 && (!A || !CB))) return kNullPointer;
     const Int8KernelTable* k = table();
-    Int8GemmArgs g{CA, CB, M, N, K, nullptr, row_stats, col_stats, bp, out, a_dtype, nullptr,
-                   n_outliers, cols.data(), sub_a.data(), nullptr};
-    std::vector<float> outl_b;
-    if (n_outliers > kInt8MaxBlockOutliers) {  // many outliers: the weights once for all of N
-      outl_b.resize((size_t)(n_outliers * N));
-      run_range(N, n_outliers * 4, nthreads, [&](int64_t n0, int64_t n1) { k->outlier_weights(g, n0, n1, outl_b.data()); });
-      g.outl_b = outl_b.data();
-    }
-    run_gemm(k, g, nthreads);
-    return kOk;
+    std::vector<int8_t> CA((size_t)(M * K));
+    std::vector<float> SCA((size_t)M);
+    std::vector<int64_t> cols(threshold > 0.0f ? (size_t)K : 0);
+    int64_t n = 0;
+    const int st = quant_rows_impl(k, a_dtype, A, M, K, threshold, CA.data(), SCA.data(),
+                                   threshold > 0.0f ? cols.data() : nullptr, &n, nthreads);
+    if (st != kOk) return st;
+    return mixed_impl(k, a_dtype, A, CA.data(), CB, M, N, K, SCA.data(), SCB, cols.data(), n, bias_dtype, bias, out,
+                      nthreads);
   } catch (...) {
     return kInternalError;
   }

@@ -33,5 +33,9 @@ int int8_scaled_mm(const int8_t* A, const int8_t* B, int64_t M, int64_t N, int64
 int int8_mixed_scaled_mm(int a_dtype, const void* A, const int8_t* CA, const int8_t* CB, int64_t M, int64_t N,
                          int64_t K, const float* row_stats, const float* col_stats, const int64_t* outlier_cols,
                          int64_t n_outliers, int bias_dtype, const void* bias, void* out, int nthreads);
+// LLM.int8() inference forward in one call: int8_vectorwise_quant(A, threshold) (into internal buffers), then
+// int8_mixed_scaled_mm with those outputs (out[M, N] in A's dtype a_dtype).
+int int8_mixed_linear(int a_dtype, const void* A, int64_t M, int64_t K, const int8_t* CB, int64_t N,
+                      const float* SCB, float threshold, int bias_dtype, const void* bias, void* out, int nthreads);
 
 }  // namespace bnb_cpu

@@ -278,6 +278,24 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
     return out, torch.index_select(A2, 1, cols)  # A2[:, cols], at half the cost
 
 
+def int8_mixed_linear(A, CB, SCB, bias=None, threshold=0.0):
+    """Native: the activation quantization and the fused mixed matmul in one call (one op per layer)."""
+    if not A.is_contiguous():
+        A = A.contiguous()
+    if not CB.is_contiguous():
+        CB = CB.contiguous()
+    if not SCB.is_contiguous():
+        SCB = SCB.contiguous()
+    K = A.shape[-1]
+    N = CB.shape[0]
+    out = torch.empty((*A.shape[:-1], N), dtype=A.dtype)
+    bias, bdt, bptr = _bias_args(bias)
+    M = A.numel() // K if K else math.prod(A.shape[:-1])
+    _check(_cpu.int8_mixed_linear(_DTYPE[A.dtype], A.data_ptr(), M, K, CB.data_ptr(), N,
+                                  SCB.data_ptr(), float(threshold), bdt, bptr, out.data_ptr(), torch.get_num_threads()))
+    return out
+
+
 # ------------------------------------------------------------------------------------ optimizers
 
 # the native kernel numbers the update rules in the order of _ops.OPTIMIZER_NAMES (C++ enum OptimName)
@@ -342,6 +360,7 @@ KERNELS = {  # op -> (kernel, supports predicate or None for "every call that pa
     "int8_mm_dequant": (int8_mm_dequant, None),
     "int8_scaled_mm": (int8_scaled_mm, None),
     "int8_mixed_scaled_mm": (int8_mixed_scaled_mm, None),
+    "int8_mixed_linear": (int8_mixed_linear, None),
     # in-place updates: states / absmax written through their data pointers (non-contiguous ones -> reference)
     "optimizer_update_32bit": (optimizer_update_32bit, _supports_32bit),
     "optimizer_update_8bit_blockwise": (optimizer_update_8bit_blockwise, _supports_8bit),
