@@ -393,25 +393,28 @@ inline void micro_tile_m(int mr, const uint16_t* A, int64_t lda, const uint32_t*
   }
 }
 
-// bf16 out (the only dtype of this path) = C + bias, rounded to nearest even, NaN -> the canonical 0x7FC0
-inline void store_tile(const Mm4Args& a, int64_t m0, int64_t mt, int64_t n, int nr, const float* C) {
+// rows [m0, m0 + rows) x outputs [n, n + cnt) (cnt <= 16): row i's 16 fp32 sums at src + i * ld, + bias -> bf16
+// out, rounded to nearest even, NaN -> the canonical 0x7FC0 (bf16 out: the only dtype of the bf16 paths)
+inline void store_bf16_group(const Mm4Args& a, int64_t m0, int64_t rows, int64_t n, int cnt, const float* src,
+                             int64_t ld) {
   const uint16_t* bias = (const uint16_t*)a.bias;
   uint16_t* out = (uint16_t*)a.out;
-  for (int j = 0; j * 16 < nr; ++j) {
-    const int cnt = (nr - j * 16) < 16 ? (nr - j * 16) : 16;
-    const __mmask16 mk = (__mmask16)((1u << cnt) - 1u);
-    __m512 bv = _mm512_setzero_ps();
-    if (bias)
-      bv = _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, bias + n + j * 16)), 16));
-    for (int64_t i = 0; i < mt; ++i) {
-      __m512 v = _mm512_load_ps(C + i * TNR + j * 16);
-      if (bias) v = _mm512_add_ps(v, bv);
-      __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
-      h = _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm256_set1_epi16(0x7FC0));
-      _mm256_mask_storeu_epi16(out + (m0 + i) * a.N + n + j * 16, mk, h);
-    }
+  const __mmask16 mk = (__mmask16)((1u << cnt) - 1u);
+  __m512 bv = _mm512_setzero_ps();
+  if (bias)
+    bv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, bias + n)), 16));
+  for (int64_t i = 0; i < rows; ++i) {
+    __m512 v = _mm512_loadu_ps(src + i * ld);
+    if (bias) v = _mm512_add_ps(v, bv);
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    h = _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm256_set1_epi16(0x7FC0));
+    _mm256_mask_storeu_epi16(out + (m0 + i) * a.N + n, mk, h);
   }
+}
+
+inline void store_tile(const Mm4Args& a, int64_t m0, int64_t mt, int64_t n, int nr, const float* C) {
+  for (int j = 0; j * 16 < nr; ++j)
+    store_bf16_group(a, m0, mt, n + j * 16, (nr - j * 16) < 16 ? (nr - j * 16) : 16, C + j * 16, TNR);
 }
 
 // A is a.Abf in natural order (not permuted), K % 32 == 0
@@ -719,28 +722,15 @@ void prep_a_amx(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
   }
 }
 
-// ct[j][r][i] (C tile j: weight row n + 16 j + r, row of A m0 + i) -> out[m0 + i][n + 16 j + r] (+ bias), bf16
-// rounded to nearest even, NaN -> the canonical 0x7FC0
+// ct[j][r][i] (C tile j: weight row n + 16 j + r, row of A m0 + i) -> out[m0 + i][n + 16 j + r] (+ bias, bf16)
 inline void store_amx_tile(const Mm4Args& a, int64_t m0, int mg, int64_t n, int nr, const float* ct) {
-  const uint16_t* bias = (const uint16_t*)a.bias;
-  uint16_t* out = (uint16_t*)a.out;
+  alignas(64) float rows[16 * 16];
   for (int j = 0; j * 16 < nr; ++j) {
-    const int cnt = (nr - j * 16) < 16 ? (nr - j * 16) : 16;
-    const __mmask16 mk = (__mmask16)((1u << cnt) - 1u);
     __m512i r[16];
     for (int q = 0; q < 16; ++q) r[q] = _mm512_load_si512((const void*)(ct + (j * 16 + q) * 16));
-    transpose16(r);
-    __m512 bv = _mm512_setzero_ps();
-    if (bias)
-      bv = _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, bias + n + j * 16)), 16));
-    for (int i = 0; i < mg; ++i) {
-      __m512 v = _mm512_castsi512_ps(r[i]);
-      if (bias) v = _mm512_add_ps(v, bv);
-      __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
-      h = _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm256_set1_epi16(0x7FC0));
-      _mm256_mask_storeu_epi16(out + (m0 + i) * a.N + n + j * 16, mk, h);
-    }
+    transpose16(r);  // r[i] = the 16 outputs of row m0 + i
+    for (int i = 0; i < mg; ++i) _mm512_store_si512((void*)(rows + i * 16), r[i]);
+    store_bf16_group(a, m0, mg, n + j * 16, (nr - j * 16) < 16 ? (nr - j * 16) : 16, rows, 16);
   }
 }
 
