@@ -2,7 +2,7 @@
 
 The C++ test program links the per-ISA kernel sources + ops*.cpp + thread_pool.cpp (no pybind11, no
 Python) and checks them bit-exactly against the scalar reference code in tests/native/test_*.cpp, on every
-ISA path: natively (x86-64: scalar, avx2, avx512, avx512vnni as the CPU allows) and, cross-compiled with
+ISA path: natively (x86-64: scalar, avx2, avx512, avx512vnni, amx as the CPU allows) and, cross-compiled with
 aarch64-linux-gnu-g++, under qemu-aarch64 (scalar, neon).
 
 The AArch64 part is skipped when the cross compiler or qemu-aarch64 is missing, unless

@@ -63,7 +63,7 @@ PYBIND11_MODULE(_cpu, m) {
   bnb_cpu::bind_optim(m);
 
   m.def("status_message", &bnb_cpu::status_message, py::arg("status"));
-  m.def("isa", &bnb_cpu::isa, "The active ISA path: avx512vnni, avx512, avx2 (x86-64), neon (AArch64) or scalar.");
+  m.def("isa", &bnb_cpu::isa, "The active ISA path: amx, avx512vnni, avx512, avx2 (x86-64), neon (AArch64) or scalar.");
   m.def("available_isas", &bnb_cpu::available_isas, "ISA paths this build and CPU support, best first.");
   m.def("set_isa", &bnb_cpu::set_isa, py::arg("name"),
         "Switch the active ISA path (for tests); returns a status (7 when unknown or unsupported).");

@@ -5,13 +5,13 @@
 #include <string.h>
 
 #include <atomic>
+#include <mutex>
 
 #if defined(__linux__) && (defined(__x86_64__) || defined(_M_X64))
-#include <cpuid.h>
+#include <cpuid.h>  // cpu_has_amx
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
-#include <mutex>
 
 #include "bnb_quant_math.h"
 #include "kernels.h"

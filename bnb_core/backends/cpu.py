@@ -5,8 +5,9 @@ converts tensors to pointers and raises RuntimeError on a nonzero status. The ke
 that passes the op's check except writing into a non-contiguous ``out`` (declared in ``supports``), which
 falls back to the reference through the registry.
 
-ISA: ``bnb_core._cpu.isa()`` is the active path (avx512vnni, avx512, avx2, neon or scalar), chosen at import time as the
-best the CPU supports; the environment variable ``BNB_CPU_ISA=avx512vnni|avx512|avx2|neon|scalar`` forces one (when the
+ISA: ``bnb_core._cpu.isa()`` is the active path (amx, avx512vnni, avx512, avx2, neon or scalar; amx = the avx512vnni
+kernels plus AMX tile paths for the matmuls), chosen at import time as the best the CPU supports; the environment variable
+``BNB_CPU_ISA=amx|avx512vnni|avx512|avx2|neon|scalar`` forces one (when the
 CPU lacks it the best supported path is used and ``_cpu.isa_warning()`` says so). Threads follow
 ``torch.get_num_threads()``.
 
