@@ -270,16 +270,20 @@ _LINEAR = [
     Bad("B-meta", _meta("B"), "B"),
 ]
 
-_STATS = [
+# a float bias of N = 5 values (the int8 ops' valid arguments)
+_BIAS_5 = [
+    Bad("bias-too-short", _trim("bias", 4), "bias"),
+    Bad("bias-int32", _dtype("bias", torch.int32), "bias"),
+    Bad("bias-meta", _meta("bias"), "bias"),
+]
+
+_STATS = _BIAS_5 + [
     Bad("row_stats-fp16", _dtype("row_stats", F16), "row_stats"),
     Bad("row_stats-too-short", _trim("row_stats", 2), "row_stats"),
     Bad("row_stats-meta", _meta("row_stats"), "row_stats"),
     Bad("col_stats-too-short", _trim("col_stats", 4), "col_stats"),
     Bad("col_stats-bf16", _dtype("col_stats", BF16), "col_stats"),
     Bad("col_stats-meta", _meta("col_stats"), "col_stats"),
-    Bad("bias-too-short", _trim("bias", 4), "bias"),
-    Bad("bias-int32", _dtype("bias", torch.int32), "bias"),
-    Bad("bias-meta", _meta("bias"), "bias"),
     Bad("dtype-int8", _value("dtype", torch.int8), "dtype"),
     Bad("dtype-fp64", _value("dtype", torch.float64), "dtype"),
 ]
@@ -393,13 +397,10 @@ BAD: dict[str, list[Bad]] = {
         Bad("SCB-too-short", _trim("SCB", 4), "SCB"),
         Bad("SCB-fp16", _dtype("SCB", F16), "SCB"),
         Bad("SCB-meta", _meta("SCB"), "SCB"),
-        Bad("bias-too-short", _trim("bias", 4), "bias"),
-        Bad("bias-int32", _dtype("bias", torch.int32), "bias"),
-        Bad("bias-meta", _meta("bias"), "bias"),
         Bad("threshold-negative", _value("threshold", -1.0), "threshold"),
         Bad("threshold-nan", _value("threshold", math.nan), "threshold"),
         Bad("threshold-inf", _value("threshold", math.inf), "threshold"),
-    ],
+    ] + _BIAS_5,
     "optimizer_update_32bit": _OPT_COMMON + [
         Bad("state1-fp16", _dtype("state1", F16), "state1"),
         Bad("state2-bf16", _dtype("state2", BF16), "state2"),
