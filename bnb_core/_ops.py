@@ -560,18 +560,27 @@ def _(A, B, row_stats, col_stats, bias=None, dtype=None):
     return A.new_empty((*A.shape[:-1], B.shape[0]), dtype=dtype or torch.float16)
 
 
-def _fast_int8_stats(A, CB, SCA, SCB, bias):
-    """True when SCA / SCB / bias fit A [.., K] and CB [N, K] (the caller checked A and CB), all on the CPU."""
+def _fast_col_stats_bias(N, SCB, bias):
+    """True when SCB holds N float32 values and bias is None or N floats, all on the CPU (N a plain int)."""
     try:
-        K = A.shape[-1]
-        N, nsa, nsb = CB.shape[0], SCA.numel(), SCB.numel()
-        if (type(K) is int and type(N) is int and type(nsa) is int and type(nsb) is int
-                and SCA.dtype == torch.float32 and SCB.dtype == torch.float32 and SCA.is_cpu and SCB.is_cpu
-                and nsb == N and nsa == (A.numel() // K if K else 0)):
+        nsb = SCB.numel()
+        if type(N) is int and type(nsb) is int and SCB.dtype == torch.float32 and SCB.is_cpu and nsb == N:
             if bias is None:
                 return True
             nbias = bias.numel()
             return type(nbias) is int and bias.dtype in FLOAT_DTYPES and bias.is_cpu and nbias == N
+    except Exception:  # noqa: BLE001 - the full check names the problem
+        pass
+    return False
+
+
+def _fast_int8_stats(A, CB, SCA, SCB, bias):
+    """True when SCA / SCB / bias fit A [.., K] and CB [N, K] (the caller checked A and CB), all on the CPU."""
+    try:
+        K, nsa = A.shape[-1], SCA.numel()
+        if (type(K) is int and type(nsa) is int and SCA.dtype == torch.float32 and SCA.is_cpu
+                and nsa == (A.numel() // K if K else 0)):
+            return _fast_col_stats_bias(CB.shape[0], SCB, bias)
     except Exception:  # noqa: BLE001 - the full check names the problem
         pass
     return False
@@ -618,8 +627,7 @@ def check_int8_mixed_linear(A, CB, SCB, bias=None, threshold=0.0):
         if (A.dtype in FLOAT_DTYPES and CB.dtype == torch.int8 and A.is_cpu and CB.is_cpu and A.dim() >= 1
                 and CB.dim() == 2 and type(A.numel()) is int and type(CB.numel()) is int
                 and A.shape[-1] == CB.shape[1] and type(threshold) is float and 0.0 <= threshold < math.inf
-                and SCB.dtype == torch.float32 and SCB.is_cpu and SCB.numel() == CB.shape[0]
-                and (bias is None or (bias.dtype in FLOAT_DTYPES and bias.is_cpu and bias.numel() == CB.shape[0]))):
+                and _fast_col_stats_bias(CB.shape[0], SCB, bias)):
             return
     except Exception:  # noqa: BLE001 - the full check below names the problem
         pass

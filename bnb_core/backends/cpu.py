@@ -281,12 +281,7 @@ def int8_mixed_scaled_mm(A, CA, CB, SCA, SCB, outlier_cols=None, bias=None):
 
 def int8_mixed_linear(A, CB, SCB, bias=None, threshold=0.0):
     """Native: the activation quantization and the fused mixed matmul in one call (one op per layer)."""
-    if not A.is_contiguous():
-        A = A.contiguous()
-    if not CB.is_contiguous():
-        CB = CB.contiguous()
-    if not SCB.is_contiguous():
-        SCB = SCB.contiguous()
+    A, CB, SCB = _contig(A), _contig(CB), _contig(SCB)
     K = A.shape[-1]
     N = CB.shape[0]
     out = torch.empty((*A.shape[:-1], N), dtype=A.dtype)
