@@ -597,13 +597,11 @@ void rows_bf16(const Mm4Args& a, int64_t n0, int64_t n1) {
 // The 64 elements [e, e + 64) of the flat weight (e % 64 == 0) as bf16(code * absmax): wh = the even elements,
 // wl = the odd ones (word i = element 2i, 2i + 1). The table holds bf16(code * absmax) in entries 0-15 (blocksize
 // 32: the next block's in entries 16-31, used by the upper 32 elements through lane_off).
+// The lookup alone: the 32 packed bytes at p through tbl (BS32: the upper 32 elements from entries 16-31).
 template <bool BS32>
-inline __attribute__((always_inline)) void decode_unit64(const Mm4Args& a, const __m512 code, int64_t e,
-                                                         const __m512i lane_off, const __m512i m15, __m512i& wh,
-                                                         __m512i& wl) {
-  const __m512i tbl =
-      BS32 ? scaled_table2(code, a.absmax[e >> 5], a.absmax[(e >> 5) + 1]) : scaled_table(code, a.absmax[e >> a.bshift]);
-  const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(a.B + (e >> 1))));
+inline __attribute__((always_inline)) void lookup_unit64(const uint8_t* p, const __m512i tbl, const __m512i lane_off,
+                                                         const __m512i m15, __m512i& wh, __m512i& wl) {
+  const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)p));
   __m512i ih = _mm512_srli_epi16(w, 4), il = _mm512_and_si512(w, m15);
   if (BS32) {
     ih = _mm512_or_si512(ih, lane_off);
@@ -611,6 +609,14 @@ inline __attribute__((always_inline)) void decode_unit64(const Mm4Args& a, const
   }
   wh = _mm512_permutexvar_epi16(ih, tbl);
   wl = _mm512_permutexvar_epi16(il, tbl);
+}
+template <bool BS32>
+inline __attribute__((always_inline)) void decode_unit64(const Mm4Args& a, const __m512 code, int64_t e,
+                                                         const __m512i lane_off, const __m512i m15, __m512i& wh,
+                                                         __m512i& wl) {
+  const __m512i tbl =
+      BS32 ? scaled_table2(code, a.absmax[e >> 5], a.absmax[(e >> 5) + 1]) : scaled_table(code, a.absmax[e >> a.bshift]);
+  lookup_unit64<BS32>(a.B + (e >> 1), tbl, lane_off, m15, wh, wl);
 }
 
 // The same bf16(code * absmax) weights as the tile path, decoded in registers (one vpermw per 32 elements) and
@@ -671,9 +677,8 @@ inline void tile_gemv(const Mm4Args& a, const __m512i tbl, int64_t n0) {
       if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
       const int64_t blk = e >> a.bshift;
       if ((blk & 15) == 0) _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(a.B + (e >> 1))));
-      const __m512i wh = _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 4), tbl);
-      const __m512i wl = _mm512_permutexvar_epi16(_mm512_and_si512(w, m15), tbl);
+      __m512i wh, wl;
+      lookup_unit64<false>(a.B + (e >> 1), tbl, _mm512_setzero_si512(), m15, wh, wl);
       __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)wh);
       t = _mm512_dpbf16_ps(t, (__m512bh)al, (__m512bh)wl);
       acc[j] = _mm512_fmadd_ps(t, _mm512_set1_ps(a.absmax[blk]), acc[j]);
@@ -682,7 +687,8 @@ inline void tile_gemv(const Mm4Args& a, const __m512i tbl, int64_t n0) {
   for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j, _mm512_reduce_add_ps(acc[j]));
 }
 
-void rows_gemv(const Mm4Args& a, int64_t n0, int64_t n1) {
+void rows_gemv(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy (see rows_direct_t)
   const __m512i tbl = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a.code)));
   int64_t n = n0;
   for (; n + 4 <= n1; n += 4) tile_gemv<4>(a, tbl, n);
@@ -700,10 +706,6 @@ template <bool BS32>
 void rows_direct_t(const Mm4Args& args, int64_t n0, int64_t n1) {
   const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
   const __m512 tbl = _mm512_loadu_ps(a.code);
-  if (!BS32 && a.M == 1) {
-    rows_gemv(a, n0, n1);
-    return;
-  }
   int64_t m = 0;
   for (; m + 4 <= a.M; m += 4) rows_direct_mb<4, 3, BS32>(a, tbl, m, n0, n1);
   switch (a.M - m) {
@@ -715,7 +717,9 @@ void rows_direct_t(const Mm4Args& args, int64_t n0, int64_t n1) {
 }
 
 void rows_bf16_direct(const Mm4Args& a, int64_t n0, int64_t n1) {
-  if (a.blocksize == 32)
+  if (a.M == 1 && a.blocksize >= 64)
+    rows_gemv(a, n0, n1);
+  else if (a.blocksize == 32)
     rows_direct_t<true>(a, n0, n1);
   else
     rows_direct_t<false>(a, n0, n1);
