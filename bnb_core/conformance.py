@@ -288,6 +288,10 @@ def _gemm_4bit_tile_cases():
         (12, 80, 320, 32, ("nf4",)),  # CPU bf16: tile path at blocksize 32, a 16-row partial tile
         (40, 72, 448, 32, ("fp4",)),  # CPU bf16: pipelined path (>= 24 rows) at blocksize 32, a 64-column last tile
         (33, 130, 768, 64, ("nf4",)),  # CPU amx: three 16-row groups (the last of 1 row), 3 K chunks, N % 64 = 2
+        # CPU amx, 2-16 rows at blocksize >= 64 (tile products scaled by absmax): an odd unit count per row (17), a
+        # last 8-row panel, several thread tasks; blocks that cross rows (K % blocksize != 0)
+        (5, 200, 1088, 128, ("nf4",)),
+        (16, 72, 320, 256, ("fp4",)),
     ]
     for i, (M, N, K, bs, qts) in enumerate(shapes):
         for dtype in FLOATS:

@@ -883,6 +883,193 @@ void rows_bf16_amx(const Mm4Args& a, int64_t n0, int64_t n1) {
     rows_amx_t<false>(a, n0, n1);
 }
 
+
+// ------------------------------------------------------------ AMX path, few rows of A, blocksize >= 64
+// The scale is applied after the tile multiply, so the decode has no per-block table: the 16-entry bf16(code)
+// table is held twice (entries 16-31 = 0-15, so vpermw ignores bit 4 of an index). One 64-element unit (32
+// bytes, broadcast to both halves of a register) takes 3 shifts (2 masked to the upper half) and 2 vpermw: word j
+// of the bytes holds elements 4j + 1 (bits 0-3), 4j (4-7), 4j + 3 (8-11), 4j + 2 (12-15), and the shifts by
+// [0, 4] / [8, 12] per half bring each to the bottom. Per 16 weight rows and unit: 2 tile multiplies into a zeroed
+// C tile (16 weight rows x M rows of A), which is stored and scaled by each row's absmax into fp32 accumulators
+// (one FMA per row and unit). Units go in pairs (two C tiles, two staging buffers), and a pair's C tiles are
+// stored after the next pair's decode, so the tile unit's latency hides behind it. The weights are
+// bf16(code) * absmax in fp32, like the gemv (rows_gemv). Y (prep_a_amx_s) holds per unit and step s the tile
+// operand [16 pairs][M][2]: step 0 position p holds element 4p + 1 (p < 16) or 4(p - 16), step 1 4p + 3 or
+// 4(p - 16) + 2.
+void prep_a_amx_s(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
+  alignas(64) static const uint16_t kIdx[64] = {
+      1,  5,  9,  13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 0,  4,  8,  12, 16, 20,
+      24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 3,  7,  11, 15, 19, 23, 27, 31, 35, 39, 43, 47,
+      51, 55, 59, 63, 2,  6,  10, 14, 18, 22, 26, 30, 34, 38, 42, 46, 50, 54, 58, 62};
+  const __m512i i0 = _mm512_load_si512((const void*)kIdx), i1 = _mm512_load_si512((const void*)(kIdx + 32));
+  const __mmask16 mk = (__mmask16)((1u << M) - 1u);
+  uint32_t* y = (uint32_t*)Y;
+  for (int64_t u = 0; u < K; u += 64) {
+    __m512i r0[16], r1[16];
+    for (int i = 0; i < 16; ++i) {
+      if (i < M) {
+        const uint16_t* x = A + i * K + u;
+        const __m512i x0 = _mm512_loadu_si512((const void*)x), x1 = _mm512_loadu_si512((const void*)(x + 32));
+        r0[i] = _mm512_permutex2var_epi16(x0, i0, x1);
+        r1[i] = _mm512_permutex2var_epi16(x0, i1, x1);
+      } else {
+        r0[i] = r1[i] = _mm512_setzero_si512();
+      }
+    }
+    transpose16(r0);  // r0[q] lane i = pair q of row i
+    transpose16(r1);
+    for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32((void*)(y + q * M), mk, r0[q]);
+    y += 16 * M;
+    for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32((void*)(y + q * M), mk, r1[q]);
+    y += 16 * M;
+  }
+}
+
+// the weight row's unit at p (32 bytes) -> v1, v2 (tile steps 0 and 1); hi = the upper 16 words
+inline __attribute__((always_inline)) void decode_unit_s(const uint8_t* p, const __m512i tbl, const __mmask32 hi,
+                                                         __m512i& v1, __m512i& v2) {
+  const __m512i w = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)p));
+  v1 = _mm512_permutexvar_epi16(_mm512_mask_srli_epi16(w, hi, w, 4), tbl);
+  v2 = _mm512_permutexvar_epi16(_mm512_mask_srli_epi16(_mm512_srli_epi16(w, 8), hi, w, 12), tbl);
+}
+
+constexpr int kAmxSPrefetchUnits = 16;  // per weight row, in units of 32 bytes (even)
+
+struct AmxSState {
+  const Mm4Args* a;
+  __m512i tbl;
+  uint16_t* stage;  // [2][16 rows][64]: units u, u + 1
+  float* cbuf;      // [2][16][16], lanes >= M zero
+  int64_t n, U;     // panel's first weight row; units per row
+  int nr;           // valid rows in the panel
+};
+
+// decode units u (and u + 1 when TWO) of the panel's rows into stage[0] (stage[1]): both units of a row
+// back to back, so its cache line is used up at once (16 rows 4 KiB apart share an L1 set). One prefetch per
+// row and pair, kAmxSPrefetchUnits ahead (the next panel's rows past U).
+template <bool TWO>
+inline __attribute__((always_inline)) void amx_s_decode(const AmxSState& st, int64_t u) {
+  const Mm4Args& a = *st.a;
+  const int64_t half = a.K >> 1;
+  const __mmask32 hi = (__mmask32)0xFFFF0000u;
+  const uint8_t* row0 = a.B + st.n * half + u * 32;
+  const int64_t pu = u + kAmxSPrefetchUnits;
+  const uint8_t* pf0 = pu < st.U ? row0 + kAmxSPrefetchUnits * 32 : a.B + (st.n + 16) * half + (pu - st.U) * 32;
+  BNB_AMX_BARRIER();  // after the tile loads that read the staging buffers last
+  for (int r = 0; r < 16; ++r) {
+    if (r >= st.nr) break;
+    __m512i v1, v2;
+    _mm_prefetch((const char*)(pf0 + r * half), _MM_HINT_T1);
+    decode_unit_s(row0 + r * half, st.tbl, hi, v1, v2);
+    _mm512_store_si512((void*)(st.stage + r * 64), v1);
+    _mm512_store_si512((void*)(st.stage + r * 64 + 32), v2);
+    if (TWO) {
+      decode_unit_s(row0 + r * half + 32, st.tbl, hi, v1, v2);
+      _mm512_store_si512((void*)(st.stage + 16 * 64 + r * 64), v1);
+      _mm512_store_si512((void*)(st.stage + 16 * 64 + r * 64 + 32), v2);
+    }
+  }
+}
+
+// acc[r] += cbuf[c] row r * absmax of row r, unit u
+inline __attribute__((always_inline)) void amx_s_scale(const AmxSState& st, int c, int64_t u, __m512 acc[16]) {
+  const Mm4Args& a = *st.a;
+  const int64_t e0 = st.n * a.K + u * 64;
+  const float* cb = st.cbuf + c * 256;
+  for (int r = 0; r < 16; ++r) {
+    if (r >= st.nr) break;
+    const float s = a.absmax[(e0 + r * a.K) >> a.bshift];
+    acc[r] = _mm512_fmadd_ps(_mm512_load_ps(cb + r * 16), _mm512_set1_ps(s), acc[r]);
+  }
+}
+
+// a.Abf = prep_a_amx_s's Y; K % 64 == 0; blocksize >= 64; M <= 16. Tiles: C 0 (units u) / 1 (u + 1); X 2, 3
+// (stage 0) and 4, 5 (stage 1); Y 6, 7. The C tiles of a pair are stored and scaled after the next pair's decode.
+__attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
+  alignas(64) uint16_t stage[2 * 16 * 64];
+  alignas(64) float cbuf[2 * 16 * 16];
+  alignas(64) float accbuf[16 * 16];
+  memset(stage, 0, sizeof(stage));
+  memset(cbuf, 0, sizeof(cbuf));
+  const int M = (int)a.M;
+  {
+    AmxConfig cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.palette = 1;
+    for (int t = 0; t < 8; ++t) cfg.rows[t] = 16, cfg.colsb[t] = (t >= 2 && t < 6) ? 64 : (uint16_t)(4 * M);
+    BNB_AMX_BARRIER();
+    _tile_loadconfig(&cfg);
+  }
+  AmxSState st;
+  st.a = &a;
+  st.tbl = _mm512_broadcast_i64x4((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a.code)));
+  st.stage = stage;
+  st.cbuf = cbuf;
+  st.U = a.K / 64;
+  const int64_t U = st.U, ystep = 16 * M * 2;  // bf16 per tile step of Y
+  const int ldy = 4 * M;
+  const uint16_t* Y = a.Abf;
+  for (int64_t n = n0; n < n1; n += 16) {
+    st.n = n;
+    st.nr = (int)((n1 - n) < 16 ? (n1 - n) : 16);
+    __m512 acc[16];
+    for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+    int64_t u = 0;
+    for (; u + 2 <= U; u += 2) {
+      amx_s_decode<true>(st, u);
+      BNB_AMX_BARRIER();
+      if (u > 0) {
+        _tile_stored(0, cbuf, 64);
+        _tile_stored(1, cbuf + 256, 64);
+        BNB_AMX_BARRIER();
+        amx_s_scale(st, 0, u - 2, acc);
+        amx_s_scale(st, 1, u - 1, acc);
+      }
+      const uint16_t* y = Y + 2 * u * ystep;
+      _tile_zero(0);
+      _tile_loadd(2, stage, 128);
+      _tile_loadd(6, y, ldy);
+      _tile_dpbf16ps(0, 2, 6);
+      _tile_loadd(3, stage + 32, 128);
+      _tile_loadd(7, y + ystep, ldy);
+      _tile_dpbf16ps(0, 3, 7);
+      _tile_zero(1);
+      _tile_loadd(4, stage + 16 * 64, 128);
+      _tile_loadd(6, y + 2 * ystep, ldy);
+      _tile_dpbf16ps(1, 4, 6);
+      _tile_loadd(5, stage + 16 * 64 + 32, 128);
+      _tile_loadd(7, y + 3 * ystep, ldy);
+      _tile_dpbf16ps(1, 5, 7);
+    }
+    if (u > 0) {
+      _tile_stored(0, cbuf, 64);
+      _tile_stored(1, cbuf + 256, 64);
+      BNB_AMX_BARRIER();
+      amx_s_scale(st, 0, u - 2, acc);
+      amx_s_scale(st, 1, u - 1, acc);
+    }
+    if (u < U) {  // an odd unit count: the last unit alone
+      amx_s_decode<false>(st, u);
+      BNB_AMX_BARRIER();
+      const uint16_t* y = Y + 2 * u * ystep;
+      _tile_zero(0);
+      _tile_loadd(2, stage, 128);
+      _tile_loadd(6, y, ldy);
+      _tile_dpbf16ps(0, 2, 6);
+      _tile_loadd(3, stage + 32, 128);
+      _tile_loadd(7, y + ystep, ldy);
+      _tile_dpbf16ps(0, 3, 7);
+      _tile_stored(0, cbuf, 64);
+      BNB_AMX_BARRIER();
+      amx_s_scale(st, 0, u, acc);
+    }
+    for (int r = 0; r < 16; ++r) _mm512_store_ps(accbuf + r * 16, acc[r]);
+    store_amx_tile(a, 0, M, n, st.nr, accbuf);
+  }
+  _tile_release();
+}
+
 #endif  // MM4_BF16
 
 #else
@@ -917,10 +1104,11 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 #define BNB_STR2(x) #x
 #define BNB_STR(x) BNB_STR2(x)
 #if defined(MM4_BF16)
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, prep_a_bf16, rows_bf16, rows_bf16_direct,
-                                   prep_a_amx, rows_bf16_amx};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U,          prep_a,     rows,        prep_a_bf16, rows_bf16,
+                                   rows_bf16_direct,     prep_a_amx, rows_bf16_amx, prep_a_amx_s, rows_amx_s};
 #else
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr, nullptr};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                   nullptr, nullptr};
 #endif
 
 }  // namespace BNB_ISA_NS

@@ -15,8 +15,13 @@ namespace {
 // bf16 inputs use the bf16 dot-product paths (where the ISA has them): up to this many rows of A the direct
 // path (weights decoded in registers per row tile), above it the decoded-tile path.
 constexpr int64_t kDirectMaxRows = 8;
-// The amx tier: bf16 inputs with at least this many rows of A use the AMX tile path.
+// The amx tier: bf16 inputs with at least this many rows of A use an AMX tile path (one row: the gemv); up to
+// kAmxScaledMaxRows rows at blocksize >= 64 the one that scales tile products by absmax (rows_amx_s), else the one
+// that decodes bf16(code * absmax) tiles (rows_bf16_amx). 2 threads, rows_amx_s vs rows_bf16_amx (2026-12-06 Xeon
+// VM): 28672 x 8192 (weight from memory) 1.18-1.33x faster at 2-16 rows; 4096-14336 shapes 1.05-1.15x at 2-4
+// rows, 0.97-1.05x at 8-16.
 constexpr int64_t kAmxMinRows = 2;
+constexpr int64_t kAmxScaledMaxRows = 16;
 // Below this many weight elements a call runs on the calling thread.
 constexpr int64_t kInlineWeights = 1 << 16;
 
@@ -86,10 +91,16 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     std::vector<float> Ap;
     std::vector<uint16_t> Abf;
     const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
-    const bool use_amx = bf16_ok && t->rows_bf16_amx && M >= kAmxMinRows && active_isa() == IsaId::kAmx;
-    const bool use_direct = bf16_ok && !use_amx && M <= kDirectMaxRows;
-    const bool use_bf16 = bf16_ok && !use_amx;
-    if (use_amx) {
+    const bool amx = bf16_ok && t->rows_bf16_amx && active_isa() == IsaId::kAmx;
+    const bool use_amx_s = amx && t->rows_amx_s && blocksize >= 64 && M >= kAmxMinRows && M <= kAmxScaledMaxRows;
+    const bool use_amx = amx && !use_amx_s && M >= kAmxMinRows;
+    const bool use_direct = bf16_ok && !use_amx && !use_amx_s && M <= kDirectMaxRows;
+    const bool use_bf16 = bf16_ok && !use_amx && !use_amx_s;
+    if (use_amx_s) {
+      Abf.resize((size_t)(M * K));
+      t->prep_a_amx_s((const uint16_t*)A, M, K, Abf.data());
+      a.Abf = Abf.data();
+    } else if (use_amx) {
       Abf.resize((size_t)((M + 15) / 16 * 16 * K));
       t->prep_a_amx((const uint16_t*)A, M, K, Abf.data());
       a.Abf = Abf.data();
@@ -105,7 +116,9 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       a.Ap = Ap.data();
     }
     void (*rows)(const Mm4Args&, int64_t, int64_t) =
-        use_amx ? t->rows_bf16_amx : (use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows));
+        use_amx_s ? t->rows_amx_s
+                  : (use_amx ? t->rows_bf16_amx
+                             : (use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows)));
 
     int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (nt <= 1 || n * (M < 16 ? M : 16) < kInlineWeights || N < 8) {
@@ -113,7 +126,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       return kOk;
     }
     // chunks of a multiple of 4 rows (of 64 for the bf16 tile path: its tile width), about 8 per thread
-    const int64_t gran = ((use_bf16 && !use_direct) || use_amx) ? 64 : 4;
+    const int64_t gran = ((use_bf16 && !use_direct) || use_amx || use_amx_s) ? 64 : 4;
     int64_t per = (N + (int64_t)nt * 8 - 1) / ((int64_t)nt * 8);
     per = (per + gran - 1) / gran * gran;
     const int64_t ntasks = (N + per - 1) / per;
