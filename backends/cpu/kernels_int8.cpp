@@ -553,6 +553,7 @@ const MkTable kMk;
 constexpr int64_t kMb = 64;    // rows of A per block (A block kMb x kKc stays in L2)
 constexpr int64_t kNb = 256;   // output columns per block (int32 block buffer kMb x kNb = 64 KiB)
 constexpr int64_t kKc = 4096;  // K per chunk (B tile NR x kKc stays in L1)
+constexpr int64_t kKcOne = 1 << 17;  // K per chunk with one group of rows of A (the exactness bound of mk)
 
 // sb[j * ld + n] = out_dtype((float(B[nb + n, col_j]) * col[nb + n]) * (1/127)) (the reference's subB), for
 // the outlier columns col_j in [c0, c1)
@@ -841,8 +842,11 @@ void gemm(const Int8GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
       for (int64_t i = 0; i < mlen; ++i) memset(buf + i * kNb, 0, (size_t)nlen * sizeof(int32_t));
       const int64_t no = g.C ? 0 : g.n_outl;
       const bool make_sb = no > 0 && !g.outl_b;
-      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-        const int64_t kc = (K - k0 < kKc) ? K - k0 : kKc;
+      // K chunks keep a B tile in L1 for the next rows of A; one group of rows has no next: whole rows then
+      // (streamed from memory or L3, a 4096 x 14336 weight at 1 row: 1.31 -> 1.17 ms)
+      const int64_t kcmax = mlen <= MR ? kKcOne : kKc;
+      for (int64_t k0 = 0; k0 < K; k0 += kcmax) {
+        const int64_t kc = (K - k0 < kcmax) ? K - k0 : kcmax;
         for (int64_t n = 0; n < nlen; n += NR) {
           const int nr = (int)((nlen - n < NR) ? nlen - n : NR);
           const int8_t* Bp = g.B + (nb + n) * K + k0;

@@ -14,12 +14,11 @@ namespace {
 
 constexpr int kMaxThreads = 256;
 constexpr int64_t kInlineElements = 1 << 16;  // below this many elements a pass runs on the calling thread
-// The amx tier: matmuls with at least kAmxMinRows rows of A, or with K >= kAmxMinK, use the AMX tile path. Below
-// both the VNNI dot kernel streams the weight as fast or faster (2 threads, 1 / 4 rows, VNNI time / AMX time:
-// 4096 x 4096 0.91 / 0.94, 8192 x 8192 0.99 / 1.01, 4096 x 14336 1.07 / 1.08, 8192 x 28672 1.06 / 1.26,
-// 28672 x 8192 1.04 / 1.22; 6 rows of 4096 x 4096: 0.39 ms AMX vs 0.44 VNNI).
+// The amx tier: matmuls with at least kAmxMinRows rows of A use the AMX tile path. Below it the VNNI dot kernel
+// streams the weight as fast or faster (2 threads, 1 / 4 rows, VNNI time / AMX time, 2026-12-06 Xeon VM, the dot
+// kernel reading whole rows for one group of rows of A: 4096 x 14336 0.96 / 1.00, 8192 x 8192 0.92 / 0.97,
+// 28672 x 8192 0.92 / 0.99, 8192 x 28672 0.89 / 0.99; 6 rows of 4096 x 4096: 0.39 ms AMX vs 0.44 VNNI).
 constexpr int64_t kAmxMinRows = 5;
-constexpr int64_t kAmxMinK = 8192;
 constexpr int64_t kInlineMacs = 1 << 20;      // below this many multiply-adds a matmul runs inline
 constexpr int64_t kInlineQuantElements = 1 << 20;  // row quantization below this many elements runs inline
 
@@ -98,7 +97,7 @@ void run_gemm(const Int8KernelTable* k, Int8GemmArgs& g, int nthreads) {
   std::vector<int8_t> ay;
   void (*gemm)(const Int8GemmArgs&, int64_t, int64_t, int64_t, int64_t) = k->gemm;
   g.Ay = nullptr;
-  if (k->gemm_amx && active_isa() == IsaId::kAmx && (g.M >= kAmxMinRows || g.K >= kAmxMinK) && g.K > 0 &&
+  if (k->gemm_amx && active_isa() == IsaId::kAmx && g.M >= kAmxMinRows && g.K > 0 &&
       g.K % 64 == 0) {
     const int64_t G = (g.M + 15) / 16;
     ay.resize((size_t)(G * 16 * g.K));
