@@ -983,6 +983,30 @@ inline __attribute__((always_inline)) void amx_s_scale(const AmxSState& st, int 
   }
 }
 
+// C tile TC = the unit's two steps: X tiles TX0, TX1 from the staging buffer st (16 rows of 64 bf16), Y tile 6, 7
+template <int TC, int TX0, int TX1>
+__attribute__((target("amx-tile,amx-bf16"))) inline __attribute__((always_inline)) void amx_s_mul(
+    const uint16_t* st, const uint16_t* y, int64_t ystep, int ldy) {
+  _tile_zero(TC);
+  _tile_loadd(TX0, st, 128);
+  _tile_loadd(6, y, ldy);
+  _tile_dpbf16ps(TC, TX0, 6);
+  _tile_loadd(TX1, st + 32, 128);
+  _tile_loadd(7, y + ystep, ldy);
+  _tile_dpbf16ps(TC, TX1, 7);
+}
+
+// C tile 0 (unit u) and, when TWO, C tile 1 (unit u + 1) -> cbuf, scaled into acc
+template <bool TWO>
+__attribute__((target("amx-tile,amx-bf16"))) inline __attribute__((always_inline)) void amx_s_flush(
+    const AmxSState& st, int64_t u, __m512 acc[16]) {
+  _tile_stored(0, st.cbuf, 64);
+  if (TWO) _tile_stored(1, st.cbuf + 256, 64);
+  BNB_AMX_BARRIER();
+  amx_s_scale(st, 0, u, acc);
+  if (TWO) amx_s_scale(st, 1, u + 1, acc);
+}
+
 // a.Abf = prep_a_amx_s's Y; K % 64 == 0; blocksize >= 64; M <= 16. Tiles: C 0 (units u) / 1 (u + 1); X 2, 3
 // (stage 0) and 4, 5 (stage 1); Y 6, 7. The C tiles of a pair are stored and scaled after the next pair's decode.
 __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args, int64_t n0, int64_t n1) {
@@ -1019,50 +1043,16 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args
     for (; u + 2 <= U; u += 2) {
       amx_s_decode<true>(st, u);
       BNB_AMX_BARRIER();
-      if (u > 0) {
-        _tile_stored(0, cbuf, 64);
-        _tile_stored(1, cbuf + 256, 64);
-        BNB_AMX_BARRIER();
-        amx_s_scale(st, 0, u - 2, acc);
-        amx_s_scale(st, 1, u - 1, acc);
-      }
-      const uint16_t* y = Y + 2 * u * ystep;
-      _tile_zero(0);
-      _tile_loadd(2, stage, 128);
-      _tile_loadd(6, y, ldy);
-      _tile_dpbf16ps(0, 2, 6);
-      _tile_loadd(3, stage + 32, 128);
-      _tile_loadd(7, y + ystep, ldy);
-      _tile_dpbf16ps(0, 3, 7);
-      _tile_zero(1);
-      _tile_loadd(4, stage + 16 * 64, 128);
-      _tile_loadd(6, y + 2 * ystep, ldy);
-      _tile_dpbf16ps(1, 4, 6);
-      _tile_loadd(5, stage + 16 * 64 + 32, 128);
-      _tile_loadd(7, y + 3 * ystep, ldy);
-      _tile_dpbf16ps(1, 5, 7);
+      if (u > 0) amx_s_flush<true>(st, u - 2, acc);
+      amx_s_mul<0, 2, 3>(stage, Y + 2 * u * ystep, ystep, ldy);
+      amx_s_mul<1, 4, 5>(stage + 16 * 64, Y + 2 * (u + 1) * ystep, ystep, ldy);
     }
-    if (u > 0) {
-      _tile_stored(0, cbuf, 64);
-      _tile_stored(1, cbuf + 256, 64);
-      BNB_AMX_BARRIER();
-      amx_s_scale(st, 0, u - 2, acc);
-      amx_s_scale(st, 1, u - 1, acc);
-    }
+    if (u > 0) amx_s_flush<true>(st, u - 2, acc);
     if (u < U) {  // an odd unit count: the last unit alone
       amx_s_decode<false>(st, u);
       BNB_AMX_BARRIER();
-      const uint16_t* y = Y + 2 * u * ystep;
-      _tile_zero(0);
-      _tile_loadd(2, stage, 128);
-      _tile_loadd(6, y, ldy);
-      _tile_dpbf16ps(0, 2, 6);
-      _tile_loadd(3, stage + 32, 128);
-      _tile_loadd(7, y + ystep, ldy);
-      _tile_dpbf16ps(0, 3, 7);
-      _tile_stored(0, cbuf, 64);
-      BNB_AMX_BARRIER();
-      amx_s_scale(st, 0, u, acc);
+      amx_s_mul<0, 2, 3>(stage, Y + 2 * u * ystep, ystep, ldy);
+      amx_s_flush<false>(st, u, acc);
     }
     for (int r = 0; r < 16; ++r) _mm512_store_ps(accbuf + r * 16, acc[r]);
     store_amx_tile(a, 0, M, n, st.nr, accbuf);
