@@ -741,6 +741,24 @@ constexpr int XKC = 256;  // columns per decoded chunk: 64 rows x 256 bf16 = 32 
 
 #include "amx_tiles.h"  // AmxConfig, amx_config_16x64 (per-ISA: inside this namespace on purpose)
 
+// Rows m0 .. m0 + 15 of A (rows >= M as zeros), columns [u, u + 64), permuted by the word indices i0 / i1 into
+// 32 columns each and transposed as dword pairs: r0[q] / r1[q] lane i = pair q of row m0 + i.
+inline void pairs16(const uint16_t* A, int64_t K, int64_t m0, int64_t M, int64_t u, const __m512i i0,
+                    const __m512i i1, __m512i r0[16], __m512i r1[16]) {
+  for (int i = 0; i < 16; ++i) {
+    if (m0 + i < M) {
+      const uint16_t* x = A + (m0 + i) * K + u;
+      const __m512i x0 = _mm512_loadu_si512((const void*)x), x1 = _mm512_loadu_si512((const void*)(x + 32));
+      r0[i] = _mm512_permutex2var_epi16(x0, i0, x1);
+      r1[i] = _mm512_permutex2var_epi16(x0, i1, x1);
+    } else {
+      r0[i] = r1[i] = _mm512_setzero_si512();
+    }
+  }
+  transpose16(r0);
+  transpose16(r1);
+}
+
 void prep_a_amx(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
   // per 64 columns: x0 = columns 0-31, x1 = 32-63 -> y0 = even columns, y1 = odd columns (decode_unit64's
   // order); dword q of y0 / y1 is pair q / 16 + q of the unit; 16 rows of A transposed per unit
@@ -754,19 +772,7 @@ void prep_a_amx(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
     uint32_t* yg = (uint32_t*)Y + g * P * 16;
     for (int64_t u = 0; u < K; u += 64) {
       __m512i r0[16], r1[16];
-      for (int i = 0; i < 16; ++i) {
-        const int64_t m = g * 16 + i;
-        if (m < M) {
-          const uint16_t* x = A + m * K + u;
-          const __m512i x0 = _mm512_loadu_si512((const void*)x), x1 = _mm512_loadu_si512((const void*)(x + 32));
-          r0[i] = _mm512_permutex2var_epi16(x0, ie, x1);
-          r1[i] = _mm512_permutex2var_epi16(x0, io, x1);
-        } else {
-          r0[i] = r1[i] = _mm512_setzero_si512();
-        }
-      }
-      transpose16(r0);
-      transpose16(r1);
+      pairs16(A, K, g * 16, M, u, ie, io, r0, r1);
       uint32_t* yu = yg + (u / 2) * 16;
       for (int q = 0; q < 16; ++q) {
         _mm512_storeu_si512((void*)(yu + q * 16), r0[q]);  // Y: any alignment (a std::vector in the glue)
@@ -906,18 +912,7 @@ void prep_a_amx_s(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
   uint32_t* y = (uint32_t*)Y;
   for (int64_t u = 0; u < K; u += 64) {
     __m512i r0[16], r1[16];
-    for (int i = 0; i < 16; ++i) {
-      if (i < M) {
-        const uint16_t* x = A + i * K + u;
-        const __m512i x0 = _mm512_loadu_si512((const void*)x), x1 = _mm512_loadu_si512((const void*)(x + 32));
-        r0[i] = _mm512_permutex2var_epi16(x0, i0, x1);
-        r1[i] = _mm512_permutex2var_epi16(x0, i1, x1);
-      } else {
-        r0[i] = r1[i] = _mm512_setzero_si512();
-      }
-    }
-    transpose16(r0);  // r0[q] lane i = pair q of row i
-    transpose16(r1);
+    pairs16(A, K, 0, M, u, i0, i1, r0, r1);
     for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32((void*)(y + q * M), mk, r0[q]);
     y += 16 * M;
     for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32((void*)(y + q * M), mk, r1[q]);
