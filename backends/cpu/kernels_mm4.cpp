@@ -978,18 +978,18 @@ inline __attribute__((always_inline)) void amx_s_scale(const AmxSState& st, int 
   }
 }
 
-// C tile TC = the unit's two steps: X tiles TX0, TX1 from the staging buffer st (16 rows of 64 bf16), Y tile 6, 7
-template <int TC, int TX0, int TX1>
-__attribute__((target("amx-tile,amx-bf16"))) inline __attribute__((always_inline)) void amx_s_mul(
-    const uint16_t* st, const uint16_t* y, int64_t ystep, int ldy) {
-  _tile_zero(TC);
-  _tile_loadd(TX0, st, 128);
-  _tile_loadd(6, y, ldy);
-  _tile_dpbf16ps(TC, TX0, 6);
-  _tile_loadd(TX1, st + 32, 128);
-  _tile_loadd(7, y + ystep, ldy);
-  _tile_dpbf16ps(TC, TX1, 7);
-}
+// C tile TC = the unit's two steps: X tiles TX0, TX1 from the staging buffer st (16 rows of 64 bf16), Y tiles 6, 7
+// (a macro: the tile intrinsics take literal tile numbers)
+#define BNB_AMX_S_MUL(TC, TX0, TX1, st, y, ystep, ldy) \
+  do {                                                  \
+    _tile_zero(TC);                                     \
+    _tile_loadd(TX0, (st), 128);                        \
+    _tile_loadd(6, (y), (ldy));                         \
+    _tile_dpbf16ps(TC, TX0, 6);                         \
+    _tile_loadd(TX1, (st) + 32, 128);                   \
+    _tile_loadd(7, (y) + (ystep), (ldy));               \
+    _tile_dpbf16ps(TC, TX1, 7);                         \
+  } while (0)
 
 // C tile 0 (unit u) and, when TWO, C tile 1 (unit u + 1) -> cbuf, scaled into acc
 template <bool TWO>
@@ -1039,14 +1039,14 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args
       amx_s_decode<true>(st, u);
       BNB_AMX_BARRIER();
       if (u > 0) amx_s_flush<true>(st, u - 2, acc);
-      amx_s_mul<0, 2, 3>(stage, Y + 2 * u * ystep, ystep, ldy);
-      amx_s_mul<1, 4, 5>(stage + 16 * 64, Y + 2 * (u + 1) * ystep, ystep, ldy);
+      BNB_AMX_S_MUL(0, 2, 3, stage, Y + 2 * u * ystep, ystep, ldy);
+      BNB_AMX_S_MUL(1, 4, 5, stage + 16 * 64, Y + 2 * (u + 1) * ystep, ystep, ldy);
     }
     if (u > 0) amx_s_flush<true>(st, u - 2, acc);
     if (u < U) {  // an odd unit count: the last unit alone
       amx_s_decode<false>(st, u);
       BNB_AMX_BARRIER();
-      amx_s_mul<0, 2, 3>(stage, Y + 2 * u * ystep, ystep, ldy);
+      BNB_AMX_S_MUL(0, 2, 3, stage, Y + 2 * u * ystep, ystep, ldy);
       amx_s_flush<false>(st, u, acc);
     }
     for (int r = 0; r < 16; ++r) _mm512_store_ps(accbuf + r * 16, acc[r]);
@@ -1054,6 +1054,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args
   }
   _tile_release();
 }
+#undef BNB_AMX_S_MUL
 
 #endif  // MM4_BF16
 
