@@ -897,7 +897,7 @@ void rows_bf16_amx(const Mm4Args& a, int64_t n0, int64_t n1) {
 // of the bytes holds elements 4j + 1 (bits 0-3), 4j (4-7), 4j + 3 (8-11), 4j + 2 (12-15), and the shifts by
 // [0, 4] / [8, 12] per half bring each to the bottom. Per 16 weight rows and unit: 2 tile multiplies into a zeroed
 // C tile (16 weight rows x M rows of A), which is stored and scaled by each row's absmax into fp32 accumulators
-// (one FMA per row and unit). Units go in pairs (two C tiles, two staging buffers), and a pair's C tiles are
+// (one FMA per row and unit; with M <= 4 and K % blocksize == 0 four rows per accumulator, the absmax gathered). Units go in pairs (two C tiles, two staging buffers), and a pair's C tiles are
 // stored after the next pair's decode, so the tile unit's latency hides behind it. The weights are
 // bf16(code) * absmax in fp32, like the gemv (rows_gemv). Y (prep_a_amx_s) holds per unit and step s the tile
 // operand [16 pairs][M][2]: step 0 position p holds element 4p + 1 (p < 16) or 4(p - 16), step 1 4p + 3 or
@@ -937,6 +937,10 @@ struct AmxSState {
   float* cbuf;      // [2][16][16], lanes >= M zero
   int64_t n, U;     // panel's first weight row; units per row
   int nr;           // valid rows in the panel
+  // packed accumulators (M <= 4, K % blocksize == 0): row r's block of unit u is r * kb + (n * kb + 64 u / bs)
+  __m512i ridx;     // lane r: r * kb
+  __m512i pidx[4];  // lane l of vector q: row 4 q + l / 4
+  int64_t kb;       // blocks per weight row
 };
 
 // decode units u (and u + 1 when TWO) of the panel's rows into stage[0] (stage[1]): both units of a row
@@ -966,9 +970,19 @@ inline __attribute__((always_inline)) void amx_s_decode(const AmxSState& st, int
   }
 }
 
-// acc[r] += cbuf[c] row r * absmax of row r, unit u
+// acc[r] += cbuf[c] row r * absmax of row r, unit u. PACK: cbuf[c] is [16 rows][4] (M <= 4), acc[q] lane l holds
+// row 4 q + l / 4, row of A l % 4, and the 16 rows' absmax come in one gather
+template <bool PACK>
 inline __attribute__((always_inline)) void amx_s_scale(const AmxSState& st, int c, int64_t u, __m512 acc[16]) {
   const Mm4Args& a = *st.a;
+  if (PACK) {
+    const float* cb = st.cbuf + c * 64;
+    const float* base = a.absmax + st.n * st.kb + ((u * 64) >> a.bshift);
+    const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)((1u << st.nr) - 1u), st.ridx, base, 4);
+    for (int q = 0; q < 4; ++q)
+      acc[q] = _mm512_fmadd_ps(_mm512_load_ps(cb + q * 16), _mm512_permutexvar_ps(st.pidx[q], g), acc[q]);
+    return;
+  }
   const int64_t e0 = st.n * a.K + u * 64;
   const float* cb = st.cbuf + c * 256;
   for (int r = 0; r < 16; ++r) {
@@ -992,19 +1006,25 @@ inline __attribute__((always_inline)) void amx_s_scale(const AmxSState& st, int 
   } while (0)
 
 // C tile 0 (unit u) and, when TWO, C tile 1 (unit u + 1) -> cbuf, scaled into acc
-template <bool TWO>
+template <bool PACK, bool TWO>
 __attribute__((target("amx-tile,amx-bf16"))) inline __attribute__((always_inline)) void amx_s_flush(
     const AmxSState& st, int64_t u, __m512 acc[16]) {
-  _tile_stored(0, st.cbuf, 64);
-  if (TWO) _tile_stored(1, st.cbuf + 256, 64);
+  if (PACK) {
+    _tile_stored(0, st.cbuf, 16);
+    if (TWO) _tile_stored(1, st.cbuf + 64, 16);
+  } else {
+    _tile_stored(0, st.cbuf, 64);
+    if (TWO) _tile_stored(1, st.cbuf + 256, 64);
+  }
   BNB_AMX_BARRIER();
-  amx_s_scale(st, 0, u, acc);
-  if (TWO) amx_s_scale(st, 1, u + 1, acc);
+  amx_s_scale<PACK>(st, 0, u, acc);
+  if (TWO) amx_s_scale<PACK>(st, 1, u + 1, acc);
 }
 
 // a.Abf = prep_a_amx_s's Y; K % 64 == 0; blocksize >= 64; M <= 16. Tiles: C 0 (units u) / 1 (u + 1); X 2, 3
 // (stage 0) and 4, 5 (stage 1); Y 6, 7. The C tiles of a pair are stored and scaled after the next pair's decode.
-__attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args, int64_t n0, int64_t n1) {
+template <bool PACK>
+__attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s_t(const Mm4Args& args, int64_t n0, int64_t n1) {
   const Mm4Args a = args;  // a local copy: the vector stores below (may_alias) cannot change its fields
   alignas(64) uint16_t stage[2 * 16 * 64];
   alignas(64) float cbuf[2 * 16 * 16];
@@ -1026,6 +1046,14 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args
   st.stage = stage;
   st.cbuf = cbuf;
   st.U = a.K / 64;
+  st.kb = a.K >> a.bshift;
+  {
+    alignas(64) int32_t ri[16], pi[64];
+    for (int i = 0; i < 16; ++i) ri[i] = (int32_t)(i * st.kb);
+    for (int i = 0; i < 64; ++i) pi[i] = i / 4;
+    st.ridx = _mm512_load_si512((const void*)ri);
+    for (int q = 0; q < 4; ++q) st.pidx[q] = _mm512_load_si512((const void*)(pi + 16 * q));
+  }
   const int64_t U = st.U, ystep = 16 * M * 2;  // bf16 per tile step of Y
   const int ldy = 4 * M;
   const uint16_t* Y = a.Abf;
@@ -1038,23 +1066,37 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s(const Mm4Args& args
     for (; u + 2 <= U; u += 2) {
       amx_s_decode<true>(st, u);
       BNB_AMX_BARRIER();
-      if (u > 0) amx_s_flush<true>(st, u - 2, acc);
+      if (u > 0) amx_s_flush<PACK, true>(st, u - 2, acc);
       BNB_AMX_S_MUL(0, 2, 3, stage, Y + 2 * u * ystep, ystep, ldy);
       BNB_AMX_S_MUL(1, 4, 5, stage + 16 * 64, Y + 2 * (u + 1) * ystep, ystep, ldy);
     }
-    if (u > 0) amx_s_flush<true>(st, u - 2, acc);
+    if (u > 0) amx_s_flush<PACK, true>(st, u - 2, acc);
     if (u < U) {  // an odd unit count: the last unit alone
       amx_s_decode<false>(st, u);
       BNB_AMX_BARRIER();
       BNB_AMX_S_MUL(0, 2, 3, stage, Y + 2 * u * ystep, ystep, ldy);
-      amx_s_flush<false>(st, u, acc);
+      amx_s_flush<PACK, false>(st, u, acc);
     }
-    for (int r = 0; r < 16; ++r) _mm512_store_ps(accbuf + r * 16, acc[r]);
+    if (PACK) {
+      alignas(64) float t[64];
+      for (int q = 0; q < 4; ++q) _mm512_store_ps(t + 16 * q, acc[q]);
+      for (int r = 0; r < 16; ++r)
+        for (int i = 0; i < 4; ++i) accbuf[r * 16 + i] = t[r * 4 + i];
+    } else {
+      for (int r = 0; r < 16; ++r) _mm512_store_ps(accbuf + r * 16, acc[r]);
+    }
     store_amx_tile(a, 0, M, n, st.nr, accbuf);
   }
   _tile_release();
 }
 #undef BNB_AMX_S_MUL
+
+void rows_amx_s(const Mm4Args& a, int64_t n0, int64_t n1) {
+  if (a.M <= 4 && a.K % a.blocksize == 0)
+    rows_amx_s_t<true>(a, n0, n1);
+  else
+    rows_amx_s_t<false>(a, n0, n1);
+}
 
 #endif  // MM4_BF16
 
