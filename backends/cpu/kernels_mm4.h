@@ -42,9 +42,10 @@ struct Mm4Table {
   // permuted like prep_a_bf16; rows_bf16_amx reads it from a.Abf. K % 64 == 0.
   void (*prep_a_amx)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y);
   void (*rows_bf16_amx)(const Mm4Args& a, int64_t n0, int64_t n1);
-  // AMX path for 1-16 rows of A at blocksize >= 64 (amx tier; null without BF16): unscaled bf16(code) tiles, the
-  // absmax applied per 64-element unit to the tile products. prep_a_amx_s writes A [M][K] bf16 as [K/64][2][16][M][2]
-  // (the unit's two tile steps, in the decode's element order); rows_amx_s reads it from a.Abf. K % 64 == 0.
+  // AMX path for up to 16 rows of A at blocksize >= 64 (amx tier, the op glue takes it for 2-16 rows; null without
+  // BF16): unscaled bf16(code) tiles, the absmax applied per 64-element unit to the tile products. prep_a_amx_s
+  // writes A [M][K] bf16 as [K/64][2][16][M][2] (the unit's two tile steps, in the decode's element order);
+  // rows_amx_s reads it from a.Abf. K % 64 == 0.
   void (*prep_a_amx_s)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y);
   void (*rows_amx_s)(const Mm4Args& a, int64_t n0, int64_t n1);
 };
