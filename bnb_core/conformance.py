@@ -348,7 +348,7 @@ def _int8_act(g, shape, dtype, outliers, special=None):
 _INT8_TILE_SHAPES = ((1, 8, 16), (17, 24, 48), (130, 72, 96), (33, 136, 160), (129, 41, 272), (2048, 40, 160),
                      (8, 264, 1040), (40, 72, 320), (130, 136, 512),
                      (9, 10, 192),  # CPU amx: one partial 16-row group, every weight row past N zero-padded
-                     (3, 20, 8192))  # CPU amx below 5 rows (K >= 8192)
+                     (3, 20, 8192))  # CPU below 5 rows: the dot kernel reads whole rows past its 4096-column chunks
 
 
 def _int8_bias(g, N, dtype, kind):

@@ -889,7 +889,6 @@ void rows_bf16_amx(const Mm4Args& a, int64_t n0, int64_t n1) {
     rows_amx_t<false>(a, n0, n1);
 }
 
-
 // ------------------------------------------------------------ AMX path, few rows of A, blocksize >= 64
 // The scale is applied after the tile multiply, so the decode has no per-block table: the 16-entry bf16(code)
 // table is held twice (entries 16-31 = 0-15, so vpermw ignores bit 4 of an index). One 64-element unit (32
@@ -897,8 +896,9 @@ void rows_bf16_amx(const Mm4Args& a, int64_t n0, int64_t n1) {
 // of the bytes holds elements 4j + 1 (bits 0-3), 4j (4-7), 4j + 3 (8-11), 4j + 2 (12-15), and the shifts by
 // [0, 4] / [8, 12] per half bring each to the bottom. Per 16 weight rows and unit: 2 tile multiplies into a zeroed
 // C tile (16 weight rows x M rows of A), which is stored and scaled by each row's absmax into fp32 accumulators
-// (one FMA per row and unit; with M <= 4 and K % blocksize == 0 four rows per accumulator, the absmax gathered). Units go in pairs (two C tiles, two staging buffers), and a pair's C tiles are
-// stored after the next pair's decode, so the tile unit's latency hides behind it. The weights are
+// (one FMA per row and unit; with M <= 4 and K % blocksize == 0 four rows per accumulator, the absmax gathered).
+// Units go in pairs (two C tiles, two staging buffers), and a pair's C tiles are stored after the next pair's
+// decode, so the tile unit's latency hides behind it. The weights are
 // bf16(code) * absmax in fp32, like the gemv (rows_gemv). Y (prep_a_amx_s) holds per unit and step s the tile
 // operand [16 pairs][M][2]: step 0 position p holds element 4p + 1 (p < 16) or 4(p - 16), step 1 4p + 3 or
 // 4(p - 16) + 2.
