@@ -651,8 +651,45 @@ inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t
     for (int j = 0; j < NB; ++j) store_out(a, m0 + i, n0 + j, _mm512_reduce_add_ps(acc[i][j]));
 }
 
-// One row of A (gemv), blocksize >= 64: each 64-element unit lies in one block, so the table holds the
-// UNSCALED bf16(code) and the unit's two dot products go to a fresh fp32 partial sum that one FMA scales by the
+// ---- unscaled decode of a 64-element unit (the gemv and rows_amx_s; blocksize >= 64, absmax applied after)
+// The 16-entry bf16(code) table is held twice (entries 16-31 = 0-15, so vpermw ignores bit 4 of an index). The
+// unit's 32 bytes are broadcast to both halves of a register: word j holds elements 4j + 1 (bits 0-3), 4j (4-7),
+// 4j + 3 (8-11) and 4j + 2 (12-15), so two variable shifts (by 0 / 4 and 8 / 12 per half) and two vpermw give
+// v1 = elements 4p + 1 (p < 16) then 4(p - 16), v2 = 4p + 3 then 4(p - 16) + 2. A is permuted to that order
+// once per call (kUnitOrder: prep_a_gemv, prep_a_amx_s). Single thread, in L2 (2026-12-06 Xeon VM): the gemv's
+// unit went from ~9.0 to ~7.9 cycles against zero-extending the bytes, a shift, a mask and two vpermw (the two
+// vdpbf16ps alone take ~4.2 here); masked constant shifts (3 per unit) ~8.4.
+alignas(64) static const uint16_t kUnitOrder[64] = {
+    1,  5,  9,  13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 0,  4,  8,  12, 16, 20,
+    24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 3,  7,  11, 15, 19, 23, 27, 31, 35, 39, 43, 47,
+    51, 55, 59, 63, 2,  6,  10, 14, 18, 22, 26, 30, 34, 38, 42, 46, 50, 54, 58, 62};
+
+struct UnitDecode {
+  __m512i tbl, sh1, sh2;  // the doubled bf16(code) table; shift counts per word of v1 / v2
+  explicit UnitDecode(const float* code)
+      : tbl(_mm512_broadcast_i64x4((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(code)))),
+        sh1(_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1)),
+        sh2(_mm512_inserti64x4(_mm512_set1_epi16(8), _mm256_set1_epi16(12), 1)) {}
+  // the weight row's unit at p (32 bytes) -> v1, v2 (tile steps 0 and 1 of rows_amx_s)
+  inline __attribute__((always_inline)) void operator()(const uint8_t* p, __m512i& v1, __m512i& v2) const {
+    const __m512i w = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)p));
+    v1 = _mm512_permutexvar_epi16(_mm512_srlv_epi16(w, sh1), tbl);
+    v2 = _mm512_permutexvar_epi16(_mm512_srlv_epi16(w, sh2), tbl);
+  }
+};
+
+// One row of A [K] bf16 in kUnitOrder per 64-element unit (K % 64 == 0), for rows_gemv.
+void prep_a_gemv(const uint16_t* A, int64_t K, uint16_t* Abf) {
+  const __m512i i0 = _mm512_load_si512((const void*)kUnitOrder), i1 = _mm512_load_si512((const void*)(kUnitOrder + 32));
+  for (int64_t u = 0; u < K; u += 64) {
+    const __m512i x0 = _mm512_loadu_si512((const void*)(A + u)), x1 = _mm512_loadu_si512((const void*)(A + u + 32));
+    _mm512_storeu_si512((void*)(Abf + u), _mm512_permutex2var_epi16(x0, i0, x1));
+    _mm512_storeu_si512((void*)(Abf + u + 32), _mm512_permutex2var_epi16(x0, i1, x1));
+  }
+}
+
+// One row of A (gemv), blocksize >= 64, A in kUnitOrder (prep_a_gemv): each 64-element unit lies in one block,
+// so the table holds the UNSCALED bf16(code) (UnitDecode) and the unit's two dot products go to a fresh fp32 partial sum that one FMA scales by the
 // block's absmax. That is 3 vector uops fewer per unit than building bf16(code * absmax) tables (mul + convert),
 // and the weights are bf16(code) * absmax rounded once in fp32 instead of bf16(code * absmax): within the same
 // bf16 rounding of the weight. With several rows of A the extra FMA per row costs more than the table.
@@ -661,9 +698,8 @@ inline void tile_direct(const Mm4Args& a, const __m512 code, int64_t m0, int64_t
 // Measured streamed from memory, 2 threads (2026-12-06 Xeon VM): 8-12% faster than the scaled-table kernel
 // with one prefetch per unit 32 KiB ahead.
 template <int NB>
-inline void tile_gemv(const Mm4Args& a, const __m512i tbl, int64_t n0) {
+inline void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0) {
   const int64_t K = a.K;
-  const __m512i m15 = _mm512_set1_epi16(15);
   __m512 acc[NB];
   for (int j = 0; j < NB; ++j) acc[j] = _mm512_setzero_ps();
   const uint16_t* A0 = a.Abf;
@@ -677,10 +713,10 @@ inline void tile_gemv(const Mm4Args& a, const __m512i tbl, int64_t n0) {
       if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
       const int64_t blk = e >> a.bshift;
       if ((blk & 15) == 0) _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      __m512i wh, wl;
-      lookup_unit64<false>(a.B + (e >> 1), tbl, _mm512_setzero_si512(), m15, wh, wl);
-      __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)wh);
-      t = _mm512_dpbf16_ps(t, (__m512bh)al, (__m512bh)wl);
+      __m512i v1, v2;
+      dec(a.B + (e >> 1), v1, v2);
+      __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)v1);
+      t = _mm512_dpbf16_ps(t, (__m512bh)al, (__m512bh)v2);
       acc[j] = _mm512_fmadd_ps(t, _mm512_set1_ps(a.absmax[blk]), acc[j]);
     }
   }
@@ -689,10 +725,10 @@ inline void tile_gemv(const Mm4Args& a, const __m512i tbl, int64_t n0) {
 
 void rows_gemv(const Mm4Args& args, int64_t n0, int64_t n1) {
   const Mm4Args a = args;  // a local copy (see rows_direct_t)
-  const __m512i tbl = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a.code)));
+  const UnitDecode dec(a.code);
   int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) tile_gemv<4>(a, tbl, n);
-  for (; n < n1; ++n) tile_gemv<1>(a, tbl, n);
+  for (; n + 4 <= n1; n += 4) tile_gemv<4>(a, dec, n);
+  for (; n < n1; ++n) tile_gemv<1>(a, dec, n);
 }
 
 template <int MB, int NB, bool BS32>
@@ -890,24 +926,17 @@ void rows_bf16_amx(const Mm4Args& a, int64_t n0, int64_t n1) {
 }
 
 // ------------------------------------------------------------ AMX path, few rows of A, blocksize >= 64
-// The scale is applied after the tile multiply, so the decode has no per-block table: the 16-entry bf16(code)
-// table is held twice (entries 16-31 = 0-15, so vpermw ignores bit 4 of an index). One 64-element unit (32
-// bytes, broadcast to both halves of a register) takes 3 shifts (2 masked to the upper half) and 2 vpermw: word j
-// of the bytes holds elements 4j + 1 (bits 0-3), 4j (4-7), 4j + 3 (8-11), 4j + 2 (12-15), and the shifts by
-// [0, 4] / [8, 12] per half bring each to the bottom. Per 16 weight rows and unit: 2 tile multiplies into a zeroed
+// The scale is applied after the tile multiply, so the decode has no per-block table (UnitDecode: 2 variable
+// shifts and 2 vpermw per 64-element unit, in kUnitOrder). Per 16 weight rows and unit: 2 tile multiplies into a zeroed
 // C tile (16 weight rows x M rows of A), which is stored and scaled by each row's absmax into fp32 accumulators
 // (one FMA per row and unit; with M <= 4 and K % blocksize == 0 four rows per accumulator, the absmax gathered).
 // Units go in pairs (two C tiles, two staging buffers), and a pair's C tiles are stored after the next pair's
 // decode, so the tile unit's latency hides behind it. The weights are
 // bf16(code) * absmax in fp32, like the gemv (rows_gemv). Y (prep_a_amx_s) holds per unit and step s the tile
-// operand [16 pairs][M][2]: step 0 position p holds element 4p + 1 (p < 16) or 4(p - 16), step 1 4p + 3 or
-// 4(p - 16) + 2.
+// operand [16 pairs][M][2] in kUnitOrder: step 0 position p holds element 4p + 1 (p < 16) or 4(p - 16), step 1
+// 4p + 3 or 4(p - 16) + 2.
 void prep_a_amx_s(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
-  alignas(64) static const uint16_t kIdx[64] = {
-      1,  5,  9,  13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 0,  4,  8,  12, 16, 20,
-      24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 3,  7,  11, 15, 19, 23, 27, 31, 35, 39, 43, 47,
-      51, 55, 59, 63, 2,  6,  10, 14, 18, 22, 26, 30, 34, 38, 42, 46, 50, 54, 58, 62};
-  const __m512i i0 = _mm512_load_si512((const void*)kIdx), i1 = _mm512_load_si512((const void*)(kIdx + 32));
+  const __m512i i0 = _mm512_load_si512((const void*)kUnitOrder), i1 = _mm512_load_si512((const void*)(kUnitOrder + 32));
   const __mmask16 mk = (__mmask16)((1u << M) - 1u);
   uint32_t* y = (uint32_t*)Y;
   for (int64_t u = 0; u < K; u += 64) {
@@ -920,19 +949,12 @@ void prep_a_amx_s(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y) {
   }
 }
 
-// the weight row's unit at p (32 bytes) -> v1, v2 (tile steps 0 and 1); hi = the upper 16 words
-inline __attribute__((always_inline)) void decode_unit_s(const uint8_t* p, const __m512i tbl, const __mmask32 hi,
-                                                         __m512i& v1, __m512i& v2) {
-  const __m512i w = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)p));
-  v1 = _mm512_permutexvar_epi16(_mm512_mask_srli_epi16(w, hi, w, 4), tbl);
-  v2 = _mm512_permutexvar_epi16(_mm512_mask_srli_epi16(_mm512_srli_epi16(w, 8), hi, w, 12), tbl);
-}
-
 constexpr int kAmxSPrefetchUnits = 16;  // per weight row, in units of 32 bytes (even)
 
 struct AmxSState {
+  explicit AmxSState(const Mm4Args& args) : a(&args), dec(args.code) {}
   const Mm4Args* a;
-  __m512i tbl;
+  UnitDecode dec;
   uint16_t* stage;  // [2][16 rows][64]: units u, u + 1
   float* cbuf;      // [2][16][16], lanes >= M zero
   int64_t n, U;     // panel's first weight row; units per row
@@ -950,7 +972,6 @@ template <bool TWO>
 inline __attribute__((always_inline)) void amx_s_decode(const AmxSState& st, int64_t u) {
   const Mm4Args& a = *st.a;
   const int64_t half = a.K >> 1;
-  const __mmask32 hi = (__mmask32)0xFFFF0000u;
   const uint8_t* row0 = a.B + st.n * half + u * 32;
   const int64_t pu = u + kAmxSPrefetchUnits;
   const uint8_t* pf0 = pu < st.U ? row0 + kAmxSPrefetchUnits * 32 : a.B + (st.n + 16) * half + (pu - st.U) * 32;
@@ -959,11 +980,11 @@ inline __attribute__((always_inline)) void amx_s_decode(const AmxSState& st, int
     if (r >= st.nr) break;
     __m512i v1, v2;
     _mm_prefetch((const char*)(pf0 + r * half), _MM_HINT_T1);
-    decode_unit_s(row0 + r * half, st.tbl, hi, v1, v2);
+    st.dec(row0 + r * half, v1, v2);
     _mm512_store_si512((void*)(st.stage + r * 64), v1);
     _mm512_store_si512((void*)(st.stage + r * 64 + 32), v2);
     if (TWO) {
-      decode_unit_s(row0 + r * half + 32, st.tbl, hi, v1, v2);
+      st.dec(row0 + r * half + 32, v1, v2);
       _mm512_store_si512((void*)(st.stage + 16 * 64 + r * 64), v1);
       _mm512_store_si512((void*)(st.stage + 16 * 64 + r * 64 + 32), v2);
     }
@@ -1040,9 +1061,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s_t(const Mm4Args& ar
     BNB_AMX_BARRIER();
     _tile_loadconfig(&cfg);
   }
-  AmxSState st;
-  st.a = &a;
-  st.tbl = _mm512_broadcast_i64x4((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a.code)));
+  AmxSState st(a);
   st.stage = stage;
   st.cbuf = cbuf;
   st.U = a.K / 64;
@@ -1132,11 +1151,12 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 #define BNB_STR2(x) #x
 #define BNB_STR(x) BNB_STR2(x)
 #if defined(MM4_BF16)
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U,          prep_a,     rows,        prep_a_bf16, rows_bf16,
-                                   rows_bf16_direct,     prep_a_amx, rows_bf16_amx, prep_a_amx_s, rows_amx_s};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U,           prep_a,     rows,          prep_a_bf16,
+                                   rows_bf16,            rows_bf16_direct, prep_a_gemv, prep_a_amx, rows_bf16_amx,
+                                   prep_a_amx_s,         rows_amx_s};
 #else
-extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                   nullptr, nullptr};
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr,
+                                   nullptr, nullptr, nullptr, nullptr};
 #endif
 
 }  // namespace BNB_ISA_NS

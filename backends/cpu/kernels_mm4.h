@@ -37,6 +37,9 @@ struct Mm4Table {
   void (*prep_a_bf16)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Abf);
   void (*rows_bf16)(const Mm4Args& a, int64_t n0, int64_t n1);
   void (*rows_bf16_direct)(const Mm4Args& a, int64_t n0, int64_t n1);
+  // rows_bf16_direct with ONE row of A at blocksize >= 64 runs the gemv, which reads A [K] permuted by
+  // prep_a_gemv instead of prep_a_bf16 (each 64-element unit in the unscaled decode's order).
+  void (*prep_a_gemv)(const uint16_t* A, int64_t K, uint16_t* Abf);
   // AMX tile path (amx tier only: the op glue calls it when active_isa() is kAmx; null without BF16). prep_a_amx
   // writes A [M][K] bf16 as the tile unit's pair-interleaved operand, [ceil(M/16)][K/2][16][2] (rows >= M zero),
   // permuted like prep_a_bf16; rows_bf16_amx reads it from a.Abf. K % 64 == 0.

@@ -106,7 +106,10 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       a.Abf = Abf.data();
     } else if (use_direct) {
       Abf.resize((size_t)(M * K));
-      t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
+      if (M == 1 && blocksize >= 64)  // rows_bf16_direct runs the gemv
+        t->prep_a_gemv((const uint16_t*)A, K, Abf.data());
+      else
+        t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
       a.Abf = Abf.data();
     } else if (use_bf16) {
       a.Abf = (const uint16_t*)A;  // the tile path reads A in natural order
