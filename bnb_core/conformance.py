@@ -292,6 +292,9 @@ def _gemm_4bit_tile_cases():
         # last 8-row panel, several thread tasks; blocks that cross rows (K % blocksize != 0)
         (5, 200, 1088, 128, ("nf4",)),
         (16, 72, 320, 256, ("fp4",)),
+        # CPU bf16 gemv (K <= 4096): thread tasks of 20 rows, each a 16-row group of 4 tiles with rows 4 apart, then a
+        # 4-row tile; the last task 1 row
+        (1, 301, 2048, 64, ("nf4",)),
     ]
     for i, (M, N, K, bs, qts) in enumerate(shapes):
         for dtype in FLOATS:
