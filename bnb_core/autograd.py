@@ -33,11 +33,13 @@ def _forward_4bit(A, B, quant_state, bias):
     shapeB = list(quant_state.shape)
     if bias is not None and bias.dtype != A.dtype:
         bias = bias.to(A.dtype)
-    if A.numel() == A.shape[-1]:
+    if A.numel() == A.shape[-1] and not (A.is_cpu and registry.has_kernel("gemm_4bit", "cpu")):
         # batch 1: the gemv kernel streams the packed weight (absmax reconstructed when double-quantized)
         out = torch.ops.bnb.gemv_4bit(A, B, shapeB, quant_state.full_absmax(), quant_state.code.to(A.device),
                                       quant_state.blocksize)
         return out if bias is None else out + bias
+    # (the CPU's native gemm_4bit runs its gemv for one row, with the bias fused and a double-quantized absmax
+    # decoded inside the kernel: reconstructing it per call took as long as the gemv itself)
     absmax, a8, code, offset = _weight_args(quant_state)
     return torch.ops.bnb.gemm_4bit(A, B, shapeB, absmax, quant_state.blocksize, quant_state.quant_type, bias,
                                    a8, code, offset)

@@ -190,7 +190,11 @@ def _quant_4bit_cases():
 
 
 def _weight_4bit(g, N, K, qt, bs, nested=False):
-    W = torch.randn(N, K, generator=g) * 0.1
+    # each block scaled by 2**u, u uniform in [-3, 3): a kernel that pairs a unit with another block's absmax is
+    # off by up to 64x there, far outside the bound (with one scale everywhere such a mix-up could stay within it)
+    nblocks = formats.num_blocks(N * K, bs)
+    scale = torch.exp2(torch.rand(nblocks, generator=g) * 6 - 3).repeat_interleave(bs)[: N * K]
+    W = (torch.randn(N * K, generator=g) * 0.1 * scale).reshape(N, K)
     packed, absmax = reference.quantize_4bit(W, bs, qt, torch.uint8)
     extra = None
     if nested:

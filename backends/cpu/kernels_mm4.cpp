@@ -69,6 +69,40 @@ void store_out(const Mm4Args& a, int64_t m, int64_t n, float v) {
   bnb::store_from_f32(a.out, m * a.N + n, a.dtype, v);
 }
 
+// Double-quantized absmax (see Mm4Table::nested_absmax): a gather from the 256-entry code per 16 (8) blocks, which
+// share one absmax2 unless they straddle a multiple of BNB_NESTED_BLOCKSIZE (then one at a time). Writes out[i - i0].
+inline float nested_absmax_one(const uint8_t* q, const float* absmax2, const float* code, float offset, int64_t i) {
+  const float v = code[q[i]] * absmax2[i / BNB_NESTED_BLOCKSIZE];
+  return v + offset;
+}
+
+void nested_absmax(const uint8_t* q, const float* absmax2, const float* code, float offset, int64_t i0, int64_t i1,
+                   float* out) {
+  int64_t i = i0;
+#if defined(MM4_AVX512) || defined(MM4_AVX2)
+#if defined(MM4_AVX512)
+  constexpr int L = 16;
+#else
+  constexpr int L = 8;
+#endif
+  for (; i + L <= i1; i += L) {
+    const int64_t g = i / BNB_NESTED_BLOCKSIZE;
+    if (g != (i + L - 1) / BNB_NESTED_BLOCKSIZE) {
+      for (int l = 0; l < L; ++l) out[i + l - i0] = nested_absmax_one(q, absmax2, code, offset, i + l);
+      continue;
+    }
+#if defined(MM4_AVX512)
+    const __m512 c = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(q + i))), code, 4);
+    _mm512_storeu_ps(out + (i - i0), _mm512_add_ps(_mm512_mul_ps(c, _mm512_set1_ps(absmax2[g])), _mm512_set1_ps(offset)));
+#else
+    const __m256 c = _mm256_i32gather_ps(code, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(q + i))), 4);
+    _mm256_storeu_ps(out + (i - i0), _mm256_add_ps(_mm256_mul_ps(c, _mm256_set1_ps(absmax2[g])), _mm256_set1_ps(offset)));
+#endif
+  }
+#endif
+  for (; i < i1; ++i) out[i - i0] = nested_absmax_one(q, absmax2, code, offset, i);
+}
+
 #if defined(MM4_AVX512) || defined(MM4_AVX2)
 // ============================================================ vector traits
 #if defined(MM4_AVX512)
@@ -697,8 +731,8 @@ void prep_a_gemv(const uint16_t* A, int64_t K, uint16_t* Abf) {
 // it the weight streamed from memory at ~10 GB/s here), and the absmax line of the same point ahead (large K).
 // Measured streamed from memory, 2 threads (2026-12-06 Xeon VM): 8-12% faster than the scaled-table kernel
 // with one prefetch per unit 32 KiB ahead.
-template <int NB, int RS>
-inline void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0) {
+template <int NB, int RS, bool NESTED>
+inline void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0, int64_t blk0) {
   const int64_t K = a.K;
   __m512 acc[NB];
   for (int j = 0; j < NB; ++j) acc[j] = _mm512_setzero_ps();
@@ -712,29 +746,54 @@ inline void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0) {
       const uint8_t* pf = a.B + (e >> 1) + pfd;
       if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
       const int64_t blk = e >> a.bshift;
-      if ((blk & 15) == 0) _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+      if (NESTED) {  // 1 byte per block: one prefetch per 64 blocks; a.absmax holds the group's blocks from blk0
+        if ((blk & 63) == 0) _mm_prefetch((const char*)(a.absmax_q + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+      } else if ((blk & 15) == 0) {
+        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+      }
       __m512i v1, v2;
       dec(a.B + (e >> 1), v1, v2);
       __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)v1);
       t = _mm512_dpbf16_ps(t, (__m512bh)al, (__m512bh)v2);
-      acc[j] = _mm512_fmadd_ps(t, _mm512_set1_ps(a.absmax[blk]), acc[j]);
+      acc[j] = _mm512_fmadd_ps(t, _mm512_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);  // a broadcast load
     }
   }
   for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, _mm512_reduce_add_ps(acc[j]));
 }
 
-// Rows of at most 2 KiB (K <= 4096) go in groups of 16 as 4 tiles of rows 4 apart (0, 4, 8, 12; 1, 5, ...), so
+// Groups of 16 rows. Rows of at most 2 KiB (K <= 4096) go as 4 tiles of rows 4 apart (0, 4, 8, 12; 1, 5, ...), so
 // a tile's 4 streams lie 8 KiB apart instead of 2 KiB: streamed from memory (2 threads, 2026-12-06 Xeon VM)
 // 14336 x 4096 and 11008 x 4096 ~3-4% faster, longer rows not (K = 14336: rows 2 apart the same, 4 apart slower).
+// A double-quantized absmax (a.absmax_q) is decoded per group into a scratch buffer (a gather per 16 blocks), and
+// the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
+// add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
+// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads).
 void rows_gemv(const Mm4Args& args, int64_t n0, int64_t n1) {
-  const Mm4Args a = args;  // a local copy (see rows_direct_t)
+  Mm4Args a = args;  // a local copy (see rows_direct_t)
   const UnitDecode dec(a.code);
-  int64_t n = n0;
-  if (a.K <= 4096)
-    for (; n + 16 <= n1; n += 16)
-      for (int r = 0; r < 4; ++r) tile_gemv<4, 4>(a, dec, n + r);
-  for (; n + 4 <= n1; n += 4) tile_gemv<4, 1>(a, dec, n);
-  for (; n < n1; ++n) tile_gemv<1, 1>(a, dec, n);
+  const int64_t K = a.K;
+  if (!a.absmax_q) {
+    int64_t n = n0;
+    if (K <= 4096)
+      for (; n + 16 <= n1; n += 16)
+        for (int r = 0; r < 4; ++r) tile_gemv<4, 4, false>(a, dec, n + r, 0);
+    for (; n + 4 <= n1; n += 4) tile_gemv<4, 1, false>(a, dec, n, 0);
+    for (; n < n1; ++n) tile_gemv<1, 1, false>(a, dec, n, 0);
+    return;
+  }
+  std::vector<float> scratch((size_t)(16 * ((K >> a.bshift) + 2)));
+  a.absmax = scratch.data();
+  for (int64_t g = n0; g < n1; g += 16) {
+    const int64_t g1 = g + 16 < n1 ? g + 16 : n1, blk0 = (g * K) >> a.bshift;
+    nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, blk0, ((g1 * K - 1) >> a.bshift) + 1,
+                  scratch.data());
+    int64_t n = g;
+    if (K <= 4096 && g1 - g == 16)
+      for (int r = 0; r < 4; ++r) tile_gemv<4, 4, true>(a, dec, g + r, blk0);
+    else
+      for (; n + 4 <= g1; n += 4) tile_gemv<4, 1, true>(a, dec, n, blk0);
+    for (n = g + (g1 - g) / 4 * 4; n < g1; ++n) tile_gemv<1, 1, true>(a, dec, n, blk0);
+  }
 }
 
 template <int MB, int NB, bool BS32>
@@ -1159,10 +1218,10 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 #if defined(MM4_BF16)
 extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U,           prep_a,     rows,          prep_a_bf16,
                                    rows_bf16,            rows_bf16_direct, prep_a_gemv, prep_a_amx, rows_bf16_amx,
-                                   prep_a_amx_s,         rows_amx_s};
+                                   prep_a_amx_s,         rows_amx_s,       nested_absmax};
 #else
 extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr,
-                                   nullptr, nullptr, nullptr, nullptr};
+                                   nullptr, nullptr, nullptr, nullptr, nested_absmax};
 #endif
 
 }  // namespace BNB_ISA_NS

@@ -15,6 +15,13 @@ struct Mm4Args {
                         // in natural order for rows_bf16; or null
   const uint8_t* B;     // packed codes, element e in byte e/2 (even e: high nibble)
   const float* absmax;  // one per block of `blocksize` consecutive elements of the flat [N*K] weight
+  // Double quantization, read by rows_gemv only (null otherwise; the other paths read `absmax`, which the op glue
+  // then reconstructs with nested_absmax): block i's absmax is
+  // absmax_code[absmax_q[i]] * absmax2[i / BNB_NESTED_BLOCKSIZE] + absmax_offset, in fp32, multiply then add.
+  const uint8_t* absmax_q;
+  const float* absmax2;
+  const float* absmax_code;  // 256 fp32 values
+  float absmax_offset;
   int64_t blocksize;    // a power of two >= 32
   int bshift;           // log2(blocksize)
   const float* code;    // 16 fp32 values
@@ -51,6 +58,10 @@ struct Mm4Table {
   // rows_amx_s reads it from a.Abf. K % 64 == 0.
   void (*prep_a_amx_s)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y);
   void (*rows_amx_s)(const Mm4Args& a, int64_t n0, int64_t n1);
+  // out[i - i0] = code[q[i]] * absmax2[i / BNB_NESTED_BLOCKSIZE] + offset for i in [i0, i1) (double-quantized absmax; every
+  // ISA, vectorized where it has gathers)
+  void (*nested_absmax)(const uint8_t* q, const float* absmax2, const float* code, float offset, int64_t i0,
+                        int64_t i1, float* out);
 };
 
 namespace scalar {

@@ -60,16 +60,6 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     while (((int64_t)1 << bshift) < blocksize) ++bshift;
 
     const int64_t nblocks = (n + blocksize - 1) / blocksize;
-    std::vector<float> full_absmax;
-    if (absmax_8bit && n > 0) {
-      full_absmax.resize((size_t)nblocks);
-      const float off = *absmax_offset;
-      for (int64_t i = 0; i < nblocks; ++i) {
-        const float v = absmax_code[absmax_8bit[i]] * absmax[i >> 8];
-        full_absmax[(size_t)i] = v + off;
-      }
-      absmax = full_absmax.data();
-    }
     alignas(64) float code16[16] = {0};
     if (code) memcpy(code16, code, sizeof(code16));
 
@@ -88,6 +78,10 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     a.out = out;
     a.Ap = nullptr;
     a.Abf = nullptr;
+    a.absmax_q = nullptr;
+    a.absmax2 = nullptr;
+    a.absmax_code = nullptr;
+    a.absmax_offset = 0.0f;
     std::vector<float> Ap;
     std::vector<uint16_t> Abf;
     const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
@@ -118,12 +112,40 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       t->prep_a(dtype, A, M, K, Ap.data());
       a.Ap = Ap.data();
     }
+    // Double quantization: the gemv decodes the absmax per unit; the other paths read a reconstructed one
+    // (in parallel: 1 B -> 4 B per block, a 4096 x 4096 weight at blocksize 64 has 262144 blocks).
+    std::vector<float> full_absmax;
+    const bool gemv = use_direct && M == 1 && blocksize >= 64;
+    int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
+    if (absmax_8bit && n > 0) {
+      if (gemv) {
+        a.absmax_q = absmax_8bit;
+        a.absmax2 = absmax;
+        a.absmax_code = absmax_code;
+        a.absmax_offset = *absmax_offset;
+        a.absmax = nullptr;
+      } else {
+        full_absmax.resize((size_t)nblocks);
+        const float off = *absmax_offset;
+        const int64_t chunk = 1 << 14;  // blocks per task (a multiple of the nested blocksize)
+        const int64_t nchunks = (nblocks + chunk - 1) / chunk;
+        float* fa = full_absmax.data();
+        auto task = [&](int64_t c) {
+          const int64_t i1 = (c + 1) * chunk < nblocks ? (c + 1) * chunk : nblocks;
+          t->nested_absmax(absmax_8bit, absmax, absmax_code, off, c * chunk, i1, fa + c * chunk);
+        };
+        if (nt <= 1 || nchunks == 1)
+          for (int64_t c = 0; c < nchunks; ++c) task(c);
+        else
+          parallel_for(nchunks, nt, task);
+        a.absmax = fa;
+      }
+    }
     void (*rows)(const Mm4Args&, int64_t, int64_t) =
         use_amx_s ? t->rows_amx_s
                   : (use_amx ? t->rows_bf16_amx
                              : (use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows)));
 
-    int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (nt <= 1 || n * (M < 16 ? M : 16) < kInlineWeights || N < 8) {
       rows(a, 0, N);
       return kOk;
