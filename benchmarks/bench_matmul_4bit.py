@@ -2,6 +2,8 @@
 
 For Llama linear shapes W [N, K] (NF4, blocksize 64, bf16 activations) and batch M in (1, 4, 16, 64):
   ours        torch.ops.bnb.gemv_4bit (M == 1) / torch.ops.bnb.gemm_4bit (M > 1)
+  ours_L      bnb_core.nn.Linear4bit in eval, double-quantized absmax (compress_statistics=True, the default of both
+              libraries' Linear4bit, as bnb_eval below): the layer path users call
   dense       torch.nn.functional.linear with a bf16 weight
   int4        torch.ops.aten._weight_int4pack_mm_for_cpu (int4, group 64)
   bnb_eval    bitsandbytes Linear4bit in eval mode (its repacked CPU path; called once before timing)
@@ -93,6 +95,16 @@ def make_ours(N, K, W):
     return packed, absmax, fn_for
 
 
+def make_ours_layer(W):
+    from bnb_core.nn import Linear4bit
+
+    N, K = W.shape
+    layer = Linear4bit(K, N, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4", compress_statistics=True)
+    layer.load_state_dict({"weight": W.float()})
+    layer = layer.to("cpu").eval()
+    return layer
+
+
 def make_int4(N, K, g):
     try:
         q = torch.randint(0, 16, (N, K), dtype=torch.int32, generator=g)
@@ -143,9 +155,10 @@ def main():
     except Exception:  # noqa: BLE001
         pass
     print(f"isa {res['isa']}  threads {res['threads']}  copy bandwidth {bw / 1e9:.1f} GB/s (read+write)")
-    cols = ["ours", "dense", "int4", "bnb_eval", "bnb_mm4"]
+    cols = ["ours", "ours_L", "dense", "int4", "bnb_eval", "bnb_mm4"]
     hdr = f"{'shape NxK':>12} {'M':>8} " + " ".join(f"{c + ' ms':>11}" for c in cols)
-    hdr += f" {'x dense':>8} {'x int4':>7} {'x bnbE':>7} {'x bnbMM':>7} {'ours %bw':>8} {'int4 %bw':>8} {'bnbE %bw':>8}"
+    hdr += f" {'x dense':>8} {'x int4':>7} {'x bnbE':>7} {'x bnbMM':>7} {'L x bnbE':>8} {'ours %bw':>8} {'int4 %bw':>8}"
+    hdr += f" {'bnbE %bw':>8}"
     print(hdr)
     for (N, K) in shapes:
         W = (torch.randn(N, K, generator=g) * 0.02).to(torch.bfloat16)
@@ -153,6 +166,7 @@ def main():
         Wd = W
         w4, sz = make_int4(N, K, g)
         bnbmod, layer = (None, "skipped") if args.no_peers else make_bnb(W)
+        ours_layer = make_ours_layer(W)
         packed_bytes = packed.numel() * packed.element_size()
         int4_bytes = N * K // 2
         for M in batches:
@@ -164,6 +178,7 @@ def main():
                 restore = None
                 if mode == "hot":
                     fns["ours"] = ours_for(A)
+                    fns["ours_L"] = lambda: ours_layer(A)
                     fns["dense"] = lambda: torch.nn.functional.linear(A, Wd)
                     if w4 is not None:
                         fns["int4"] = lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(A, w4, 64, sz)
@@ -189,6 +204,17 @@ def main():
                     copies = [(packed.clone(), absmax.clone()) for _ in range(ncopies(packed_bytes))]
                     fns["ours"] = rotating([
                         (lambda p=p, a=a: torch.ops.bnb.gemv_4bit(A, p, [N, K], a, code, BS)) for p, a in copies])
+                    # the layer through copies of its packed weight and its absmax codes (double-quantized)
+                    lqs = ours_layer.weight.quant_state
+                    lbase = (ours_layer.weight.data, lqs.absmax)
+                    lcopies = [(lbase[0].clone(), lbase[1].clone()) for _ in range(ncopies(packed_bytes))]
+
+                    def call_ours_layer(w, q, layer=ours_layer, qs=lqs):
+                        layer.weight.data = w
+                        qs.absmax = q
+                        return layer(A)
+
+                    fns["ours_L"] = rotating([(lambda w=w, q=q: call_ours_layer(w, q)) for w, q in lcopies])
                     dcopies = [Wd.clone() for _ in range(min(ncopies(N * K * 2), 8))]
                     fns["dense"] = rotating([(lambda w=w: torch.nn.functional.linear(A, w)) for w in dcopies])
                     if w4 is not None:
@@ -219,6 +245,9 @@ def main():
                         row[k] = med
                 if restore is not None:
                     restore()
+                if mode == "stream":
+                    ours_layer.weight.data, ours_layer.weight.quant_state.absmax = lbase
+                    del lcopies
                 fns.clear()
                 if mode == "stream":
                     del copies, dcopies
@@ -233,6 +262,8 @@ def main():
                 for peer in ("dense", "int4", "bnb_eval", "bnb_mm4"):
                     if peer in row:
                         row[f"speedup_vs_{peer}"] = row[peer] / row["ours"]
+                if "bnb_eval" in row:
+                    row["layer_speedup_vs_bnb_eval"] = row["bnb_eval"] / row["ours_L"]
                 res["rows"].append(row)
 
                 def ms(k):
@@ -247,8 +278,9 @@ def main():
                 print(f"{f'{N}x{K}':>12} {str(M) + ('s' if mode == 'stream' else ''):>8} "
                       + " ".join(ms(c) for c in cols)
                       + f" {x('dense'):>8} {x('int4'):>7} {x('bnb_eval'):>7} {x('bnb_mm4'):>7}"
+                      + f" {(format(row['layer_speedup_vs_bnb_eval'], '.2f') if 'bnb_eval' in row else '-'):>8}"
                       + f" {pct('ours_pct_bw'):>8} {pct('int4_pct_bw'):>8} {pct('bnb_eval_pct_bw'):>8}", flush=True)
-        del layer
+        del layer, ours_layer
     if w4 is None:
         res["int4_error"] = sz
     os.makedirs(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), exist_ok=True)
@@ -257,6 +289,7 @@ def main():
     with open(path, "w") as f:
         json.dump(res, f, indent=1)
     print(f"M = batch rows ('1s' = batch 1 streamed from memory); 'x P' = P's time / ours (> 1: ours faster);"
+          f" 'L x bnbE' = bnb_eval's time / ours_L (both layers, double-quantized absmax);"
           f" %bw = weight bytes / time / copy bandwidth measured next to the row\nwrote {path}")
 
 

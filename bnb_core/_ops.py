@@ -187,9 +187,11 @@ def _threshold(threshold):
 # Each fast path accepts a subset of what its full check accepts.
 
 
-def _fast_4bit_mm(A, B, shapeB, absmax, blocksize):
+def _fast_4bit_mm(A, B, shapeB, absmax, blocksize, absmax_8bit=None, absmax_code=None, absmax_offset=None):
     """n = N * K when (A, B, shapeB, absmax, blocksize) pass _check_4bit_matmul_common and absmax holds one
-    float32 per block (all on the CPU), else None."""
+    float32 per block, or, with absmax_8bit, when the double-quantized absmax (absmax_8bit one uint8 code per block,
+    absmax_code 256 float32, absmax_offset a float32 scalar, absmax one float32 per nested block) passes
+    check_gemm_4bit; all on the CPU. Else None."""
     try:
         N, K = shapeB
         kA, nB, nabs = A.shape[-1], B.numel(), absmax.numel()
@@ -198,7 +200,17 @@ def _fast_4bit_mm(A, B, shapeB, absmax, blocksize):
                 and absmax.dtype == torch.float32 and A.is_cpu and B.is_cpu and absmax.is_cpu
                 and blocksize in formats.BLOCKSIZES_4BIT and N >= 0 and K == kA):
             n = N * K
-            if nB * B.element_size() >= (n + 1) // 2 and nabs >= -(-n // blocksize):
+            nblocks = -(-n // blocksize)
+            if nB * B.element_size() < (n + 1) // 2:
+                return None
+            if absmax_8bit is None:
+                return n if nabs >= nblocks else None
+            q, code, off = absmax_8bit, absmax_code, absmax_offset
+            if (type(q) is torch.Tensor and type(code) is torch.Tensor and type(off) is torch.Tensor
+                    and q.dtype == torch.uint8 and q.dim() == 1 and q.is_cpu and q.numel() >= nblocks
+                    and code.dtype == torch.float32 and code.numel() == 256 and code.is_cpu
+                    and off.dtype == torch.float32 and off.dim() == 0 and off.is_cpu
+                    and nabs >= -(-nblocks // formats.NESTED_BLOCKSIZE)):
                 return n
     except Exception:  # noqa: BLE001 - anything unusual: the full check names the problem
         pass
@@ -367,8 +379,8 @@ def _(A, B, shapeB, absmax, code, blocksize, out):
 def check_gemm_4bit(
     A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bit=None, absmax_code=None, absmax_offset=None
 ):
-    if (absmax_8bit is None and absmax_code is None and absmax_offset is None and quant_type in formats.QUANT_TYPES_4BIT
-            and _fast_4bit_mm(A, B, shapeB, absmax, blocksize) is not None):
+    if (quant_type in formats.QUANT_TYPES_4BIT and (absmax_8bit is not None or (absmax_code is None and absmax_offset is None))
+            and _fast_4bit_mm(A, B, shapeB, absmax, blocksize, absmax_8bit, absmax_code, absmax_offset) is not None):
         if bias is None:
             return
         if isinstance(bias, torch.Tensor) and bias.dtype == A.dtype and bias.is_cpu and bias.dim() == 1:

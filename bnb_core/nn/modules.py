@@ -207,20 +207,25 @@ class Linear4bit(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # FSDP2 (fully_shard) swaps the Params4bit for a plain Parameter (DTensor shard, then the all-gathered
         # packed codes) that carries no attributes: the QuantState is then the one kept on the module
-        if not getattr(self.weight, "bnb_quantized", self.quant_state is not None):
-            self.weight = self.weight._quantize(self.weight.device if self.weight.device.type != "meta" else x.device)
-        quant_state = getattr(self.weight, "quant_state", None)
+        # (parameters are read once each: nn.Module.__getattr__ is a Python call; matmul_4bit takes the packed
+        # weight in either orientation, so no .t() view either)
+        weight = self.weight
+        if not getattr(weight, "bnb_quantized", self.quant_state is not None):
+            weight = self.weight = weight._quantize(weight.device if weight.device.type != "meta" else x.device)
+        quant_state = getattr(weight, "quant_state", None)
         if quant_state is None:
             quant_state = self.quant_state
         if not self.compute_type_is_set:
             self.set_compute_type(x)
             self.compute_type_is_set = True
         inp_dtype = x.dtype
-        if self.compute_dtype is not None:
+        if self.compute_dtype is not None and x.dtype != self.compute_dtype:
             x = x.to(self.compute_dtype)
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        out = matmul_4bit(x, self.weight.t(), quant_state=quant_state, bias=bias)
-        return out.to(inp_dtype)
+        bias = self.bias
+        if bias is not None and bias.dtype != x.dtype:
+            bias = bias.to(x.dtype)
+        out = matmul_4bit(x, weight, quant_state=quant_state, bias=bias)
+        return out if out.dtype == inp_dtype else out.to(inp_dtype)
 
 
 class LinearFP4(Linear4bit):
