@@ -731,8 +731,10 @@ void prep_a_gemv(const uint16_t* A, int64_t K, uint16_t* Abf) {
 // it the weight streamed from memory at ~10 GB/s here), and the absmax line of the same point ahead (large K).
 // Measured streamed from memory, 2 threads (2026-12-06 Xeon VM): 8-12% faster than the scaled-table kernel
 // with one prefetch per unit 32 KiB ahead.
+// Not inlined: inlined into rows_gemv next to the nested_absmax calls, GCC kept the accumulators of the nested
+// variant in memory (a store per unit and a load-FMA-store chain), 5-6% of the gemv.
 template <int NB, int RS, bool NESTED>
-inline void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0, int64_t blk0) {
+__attribute__((noinline)) void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0, int64_t blk0) {
   const int64_t K = a.K;
   __m512 acc[NB];
   for (int j = 0; j < NB; ++j) acc[j] = _mm512_setzero_ps();
@@ -746,11 +748,9 @@ inline void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0, int64
       const uint8_t* pf = a.B + (e >> 1) + pfd;
       if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
       const int64_t blk = e >> a.bshift;
-      if (NESTED) {  // 1 byte per block: one prefetch per 64 blocks; a.absmax holds the group's blocks from blk0
-        if ((blk & 63) == 0) _mm_prefetch((const char*)(a.absmax_q + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      } else if ((blk & 15) == 0) {
+      // NESTED: a.absmax holds the group's blocks from blk0 (decoded from 1 byte per block, read once per group)
+      if (!NESTED && (blk & 15) == 0)
         _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      }
       __m512i v1, v2;
       dec(a.B + (e >> 1), v1, v2);
       __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)v1);
