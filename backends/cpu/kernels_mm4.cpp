@@ -1028,6 +1028,10 @@ struct AmxSState {
   __m512i ridx;     // lane r: r * kb
   __m512i pidx[4];  // lane l of vector q: row 4 q + l / 4
   int64_t kb;       // blocks per weight row
+  // the panel's absmax: block i at absmax[i - blk0] (a.absmax and 0, or with a double-quantized absmax the
+  // panel's blocks decoded into a scratch buffer at the panel's start)
+  const float* absmax;
+  int64_t blk0;
 };
 
 // decode units u (and u + 1 when TWO) of the panel's rows into stage[0] (stage[1]): both units of a row
@@ -1063,7 +1067,7 @@ inline __attribute__((always_inline)) void amx_s_scale(const AmxSState& st, int 
   const Mm4Args& a = *st.a;
   if (PACK) {
     const float* cb = st.cbuf + c * 64;
-    const float* base = a.absmax + st.n * st.kb + ((u * 64) >> a.bshift);
+    const float* base = st.absmax + (st.n * st.kb - st.blk0) + ((u * 64) >> a.bshift);
     const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)((1u << st.nr) - 1u), st.ridx, base, 4);
     for (int q = 0; q < 4; ++q)
       acc[q] = _mm512_fmadd_ps(_mm512_load_ps(cb + q * 16), _mm512_permutexvar_ps(st.pidx[q], g), acc[q]);
@@ -1073,7 +1077,7 @@ inline __attribute__((always_inline)) void amx_s_scale(const AmxSState& st, int 
   const float* cb = st.cbuf + c * 256;
   for (int r = 0; r < 16; ++r) {
     if (r >= st.nr) break;
-    const float s = a.absmax[(e0 + r * a.K) >> a.bshift];
+    const float s = st.absmax[((e0 + r * a.K) >> a.bshift) - st.blk0];
     acc[r] = _mm512_fmadd_ps(_mm512_load_ps(cb + r * 16), _mm512_set1_ps(s), acc[r]);
   }
 }
@@ -1131,6 +1135,9 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s_t(const Mm4Args& ar
   st.cbuf = cbuf;
   st.U = a.K / 64;
   st.kb = a.K >> a.bshift;
+  std::vector<float> nested(a.absmax_q ? (size_t)(16 * (st.kb + 2)) : 0);  // a panel's decoded absmax
+  st.absmax = a.absmax_q ? nested.data() : a.absmax;
+  st.blk0 = 0;
   {
     alignas(64) int32_t ri[16], pi[64];
     for (int i = 0; i < 16; ++i) ri[i] = (int32_t)(i * st.kb);
@@ -1144,6 +1151,11 @@ __attribute__((target("amx-tile,amx-bf16"))) void rows_amx_s_t(const Mm4Args& ar
   for (int64_t n = n0; n < n1; n += 16) {
     st.n = n;
     st.nr = (int)((n1 - n) < 16 ? (n1 - n) : 16);
+    if (a.absmax_q) {
+      st.blk0 = (n * a.K) >> a.bshift;
+      nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, st.blk0,
+                    (((n + st.nr) * a.K - 1) >> a.bshift) + 1, nested.data());
+    }
     __m512 acc[16];
     for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
     int64_t u = 0;

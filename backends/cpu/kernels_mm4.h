@@ -15,8 +15,8 @@ struct Mm4Args {
                         // in natural order for rows_bf16; or null
   const uint8_t* B;     // packed codes, element e in byte e/2 (even e: high nibble)
   const float* absmax;  // one per block of `blocksize` consecutive elements of the flat [N*K] weight
-  // Double quantization, read by rows_gemv only (null otherwise; the other paths read `absmax`, which the op glue
-  // then reconstructs with nested_absmax): block i's absmax is
+  // Double quantization, read by rows_gemv and rows_amx_s (null otherwise; the other paths read `absmax`, which the
+  // op glue then reconstructs with nested_absmax): block i's absmax is
   // absmax_code[absmax_q[i]] * absmax2[i / BNB_NESTED_BLOCKSIZE] + absmax_offset, in fp32, multiply then add.
   const uint8_t* absmax_q;
   const float* absmax2;

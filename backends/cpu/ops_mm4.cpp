@@ -126,12 +126,13 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       t->prep_a(dtype, A, M, K, Ap.data());
       a.Ap = Ap.data();
     }
-    // Double quantization: the gemv decodes the absmax itself; the other paths read a reconstructed one (in
-    // parallel, into absmax_scratch: 1 B -> 4 B per block, a 4096 x 4096 weight at blocksize 64 has 262144 blocks).
+    // Double quantization: the gemv and rows_amx_s decode the absmax themselves (per group of 16 weight rows); the
+    // other paths read a reconstructed one (in parallel, into absmax_scratch: 1 B -> 4 B per block, a 4096 x 4096
+    // weight at blocksize 64 has 262144 blocks).
     const bool gemv = use_direct && M == 1 && blocksize >= 64;
     int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (absmax_8bit && n > 0) {
-      if (gemv) {
+      if (gemv || use_amx_s) {
         a.absmax_q = absmax_8bit;
         a.absmax2 = absmax;
         a.absmax_code = absmax_code;
