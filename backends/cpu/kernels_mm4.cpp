@@ -93,10 +93,12 @@ void nested_absmax(const uint8_t* q, const float* absmax2, const float* code, fl
     }
 #if defined(MM4_AVX512)
     const __m512 c = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(q + i))), code, 4);
-    _mm512_storeu_ps(out + (i - i0), _mm512_add_ps(_mm512_mul_ps(c, _mm512_set1_ps(absmax2[g])), _mm512_set1_ps(offset)));
+    const __m512 v = _mm512_mul_ps(c, _mm512_set1_ps(absmax2[g]));
+    _mm512_storeu_ps(out + (i - i0), _mm512_add_ps(v, _mm512_set1_ps(offset)));
 #else
     const __m256 c = _mm256_i32gather_ps(code, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(q + i))), 4);
-    _mm256_storeu_ps(out + (i - i0), _mm256_add_ps(_mm256_mul_ps(c, _mm256_set1_ps(absmax2[g])), _mm256_set1_ps(offset)));
+    const __m256 v = _mm256_mul_ps(c, _mm256_set1_ps(absmax2[g]));
+    _mm256_storeu_ps(out + (i - i0), _mm256_add_ps(v, _mm256_set1_ps(offset)));
 #endif
   }
 #endif
@@ -723,10 +725,11 @@ void prep_a_gemv(const uint16_t* A, int64_t K, uint16_t* Abf) {
 }
 
 // One row of A (gemv), blocksize >= 64, A in kUnitOrder (prep_a_gemv): each 64-element unit lies in one block,
-// so the table holds the UNSCALED bf16(code) (UnitDecode) and the unit's two dot products go to a fresh fp32 partial sum that one FMA scales by the
-// block's absmax. That is 3 vector uops fewer per unit than building bf16(code * absmax) tables (mul + convert),
-// and the weights are bf16(code) * absmax rounded once in fp32 instead of bf16(code * absmax): within the same
-// bf16 rounding of the weight. With several rows of A the extra FMA per row costs more than the table.
+// so the table holds the UNSCALED bf16(code) (UnitDecode) and the unit's two dot products go to a fresh fp32
+// partial sum that one FMA scales by the block's absmax. That is 3 vector uops fewer per unit than building
+// bf16(code * absmax) tables (mul + convert), and the weights are bf16(code) * absmax rounded once in fp32
+// instead of bf16(code * absmax): within the same bf16 rounding of the weight. With several rows of A the extra
+// FMA per row costs more than the table.
 // Streaming: one software prefetch per cache line, at least 8 KiB ahead (a whole number of row tiles: without
 // it the weight streamed from memory at ~10 GB/s here), and the absmax line of the same point ahead (large K).
 // Measured streamed from memory, 2 threads (2026-12-06 Xeon VM): 8-12% faster than the scaled-table kernel

@@ -58,8 +58,8 @@ struct Mm4Table {
   // rows_amx_s reads it from a.Abf. K % 64 == 0.
   void (*prep_a_amx_s)(const uint16_t* A, int64_t M, int64_t K, uint16_t* Y);
   void (*rows_amx_s)(const Mm4Args& a, int64_t n0, int64_t n1);
-  // out[i - i0] = code[q[i]] * absmax2[i / BNB_NESTED_BLOCKSIZE] + offset for i in [i0, i1) (double-quantized absmax; every
-  // ISA, vectorized where it has gathers)
+  // out[i - i0] = code[q[i]] * absmax2[i / BNB_NESTED_BLOCKSIZE] + offset for i in [i0, i1): a double-quantized
+  // absmax (every ISA, vectorized where it has gathers)
   void (*nested_absmax)(const uint8_t* q, const float* absmax2, const float* code, float offset, int64_t i0,
                         int64_t i1, float* out);
 };
