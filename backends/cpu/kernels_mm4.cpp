@@ -734,7 +734,7 @@ void prep_a_gemv(const uint16_t* A, int64_t K, uint16_t* Abf) {
 // it the weight streamed from memory at ~10 GB/s here), and the absmax line of the same point ahead (large K).
 // Measured streamed from memory, 2 threads (2026-12-06 Xeon VM): 8-12% faster than the scaled-table kernel
 // with one prefetch per unit 32 KiB ahead.
-// Not inlined: inlined into rows_gemv next to the nested_absmax calls, GCC kept the accumulators of the nested
+// Not inlined: inlined into the row loop next to the nested_absmax calls, GCC kept the accumulators of the nested
 // variant in memory (a store per unit and a load-FMA-store chain), 5-6% of the gemv.
 template <int NB, int RS, bool NESTED>
 __attribute__((noinline)) void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0, int64_t blk0) {
@@ -771,32 +771,32 @@ __attribute__((noinline)) void tile_gemv(const Mm4Args& a, const UnitDecode& dec
 // the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
 // add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
 // hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads).
-void rows_gemv(const Mm4Args& args, int64_t n0, int64_t n1) {
-  Mm4Args a = args;  // a local copy (see rows_direct_t)
-  const UnitDecode dec(a.code);
+template <bool NESTED>
+void rows_gemv_t(Mm4Args a, const UnitDecode& dec, int64_t n0, int64_t n1) {
   const int64_t K = a.K;
-  if (!a.absmax_q) {
-    int64_t n = n0;
-    if (K <= 4096)
-      for (; n + 16 <= n1; n += 16)
-        for (int r = 0; r < 4; ++r) tile_gemv<4, 4, false>(a, dec, n + r, 0);
-    for (; n + 4 <= n1; n += 4) tile_gemv<4, 1, false>(a, dec, n, 0);
-    for (; n < n1; ++n) tile_gemv<1, 1, false>(a, dec, n, 0);
-    return;
-  }
-  std::vector<float> scratch((size_t)(16 * ((K >> a.bshift) + 2)));
-  a.absmax = scratch.data();
+  std::vector<float> scratch(NESTED ? (size_t)(16 * ((K >> a.bshift) + 2)) : 0);
+  if (NESTED) a.absmax = scratch.data();
   for (int64_t g = n0; g < n1; g += 16) {
-    const int64_t g1 = g + 16 < n1 ? g + 16 : n1, blk0 = (g * K) >> a.bshift;
-    nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, blk0, ((g1 * K - 1) >> a.bshift) + 1,
-                  scratch.data());
+    const int64_t g1 = g + 16 < n1 ? g + 16 : n1, blk0 = NESTED ? (g * K) >> a.bshift : 0;
+    if (NESTED)
+      nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, blk0, ((g1 * K - 1) >> a.bshift) + 1,
+                    scratch.data());
+    if (K <= 4096 && g1 - g == 16) {
+      for (int r = 0; r < 4; ++r) tile_gemv<4, 4, NESTED>(a, dec, g + r, blk0);
+      continue;
+    }
     int64_t n = g;
-    if (K <= 4096 && g1 - g == 16)
-      for (int r = 0; r < 4; ++r) tile_gemv<4, 4, true>(a, dec, g + r, blk0);
-    else
-      for (; n + 4 <= g1; n += 4) tile_gemv<4, 1, true>(a, dec, n, blk0);
-    for (n = g + (g1 - g) / 4 * 4; n < g1; ++n) tile_gemv<1, 1, true>(a, dec, n, blk0);
+    for (; n + 4 <= g1; n += 4) tile_gemv<4, 1, NESTED>(a, dec, n, blk0);
+    for (; n < g1; ++n) tile_gemv<1, 1, NESTED>(a, dec, n, blk0);
   }
+}
+
+void rows_gemv(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const UnitDecode dec(args.code);
+  if (args.absmax_q)
+    rows_gemv_t<true>(args, dec, n0, n1);  // (by value: a local copy, see rows_direct_t)
+  else
+    rows_gemv_t<false>(args, dec, n0, n1);
 }
 
 template <int MB, int NB, bool BS32>

@@ -104,6 +104,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     const bool use_amx = amx && !use_amx_s && M >= kAmxMinRows;
     const bool use_direct = bf16_ok && !use_amx && !use_amx_s && M <= kDirectMaxRows;
     const bool use_bf16 = bf16_ok && !use_amx && !use_amx_s;
+    const bool gemv = use_direct && M == 1 && blocksize >= 64;  // rows_bf16_direct runs the gemv
     if (use_amx_s) {
       Abf.resize((size_t)(M * K));
       t->prep_a_amx_s((const uint16_t*)A, M, K, Abf.data());
@@ -114,7 +115,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       a.Abf = Abf.data();
     } else if (use_direct) {
       Abf.resize((size_t)(M * K));
-      if (M == 1 && blocksize >= 64)  // rows_bf16_direct runs the gemv
+      if (gemv)
         t->prep_a_gemv((const uint16_t*)A, K, Abf.data());
       else
         t->prep_a_bf16((const uint16_t*)A, M, K, Abf.data());
@@ -129,7 +130,6 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     // Double quantization: the gemv and rows_amx_s decode the absmax themselves (per group of 16 weight rows); the
     // other paths read a reconstructed one (in parallel, into absmax_scratch: 1 B -> 4 B per block, a 4096 x 4096
     // weight at blocksize 64 has 262144 blocks).
-    const bool gemv = use_direct && M == 1 && blocksize >= 64;
     int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (absmax_8bit && n > 0) {
       if (gemv || use_amx_s) {
@@ -147,10 +147,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
           const int64_t i1 = (c + 1) * chunk < nblocks ? (c + 1) * chunk : nblocks;
           t->nested_absmax(absmax_8bit, absmax, absmax_code, off, c * chunk, i1, fa + c * chunk);
         };
-        if (nt <= 1 || nchunks == 1)
-          for (int64_t c = 0; c < nchunks; ++c) task(c);
-        else
-          parallel_for(nchunks, nt, task);
+        parallel_for(nchunks, nt, task);  // (serially for one chunk or one thread)
         a.absmax = fa;
       }
     }
