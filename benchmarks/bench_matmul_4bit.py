@@ -245,12 +245,10 @@ def main():
                         row[k] = med
                 if restore is not None:
                     restore()
-                if mode == "stream":
-                    ours_layer.weight.data, ours_layer.weight.quant_state.absmax = lbase
-                    del lcopies
                 fns.clear()
                 if mode == "stream":
-                    del copies, dcopies
+                    ours_layer.weight.data, ours_layer.weight.quant_state.absmax = lbase
+                    del copies, dcopies, lcopies
                     if w4 is not None:
                         del icopies
                     if bnbmod is not None:
