@@ -5,7 +5,10 @@ and bf16 dense, in one run.
 
 Contenders (fp32 activations [M, K] with 3 outlier columns |x| > 6, weight [N, K]):
   ours      bnb_core.nn.Linear8bitLt(threshold=6.0, int8 weight), eval: int8_vectorwise_quant(x, 6.0) +
-            int8_mixed_scaled_mm (native CPU kernels)
+            int8_mixed_scaled_mm (native CPU kernels); its weight on transparent huge pages where the system
+            has them, as the layer places every weight it holds (registry.place_weight)
+  ours_4k   (stream rows only) the same layer with its weight copied to plain memory (4 KiB pages, as every
+            peer's weight here): the kernel against the kernels, without the placement
   fbgemm    torch.ao dynamic quantized Linear (quantize_dynamic, qint8, fbgemm engine)
   int_mm    row-wise int8 quantization in torch + torch._int_mm + fp32 dequantization (+ bias)
   bnb       bitsandbytes.nn.Linear8bitLt(threshold=6.0, int8 weight), eval (its CPU path)
@@ -20,6 +23,7 @@ relative to the copy bandwidth measured in the run (bytes read + written by a la
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -29,6 +33,7 @@ import sys
 import statistics
 import time
 import warnings
+from typing import Optional
 
 import torch
 
@@ -90,6 +95,14 @@ def make_contenders(N, K, copies, bnb_mod, have_int_mm):
         m.eval()
         ours.append(m)
     out["ours"] = ours
+    x0 = torch.zeros(1, K)
+    ours_4k = []
+    for m in ours:
+        m4 = copy.deepcopy(m)
+        m4(x0)  # quantizes (and places) the weight; then a plain copy of it replaces it
+        m4.weight.CB = m4.weight.data = m4.weight.data.clone()
+        ours_4k.append(m4)
+    out["ours_4k"] = ours_4k
     lin = torch.nn.Linear(K, N)
     lin.load_state_dict(sd)
     out["fbgemm"] = [torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
@@ -120,6 +133,28 @@ def make_contenders(N, K, copies, bnb_mod, have_int_mm):
     Wb, bb = W.to(torch.bfloat16), b.to(torch.bfloat16)
     out["bf16"] = [(lambda Wc: (lambda x: torch.nn.functional.linear(x, Wc, bb)))(Wb.clone()) for _ in range(copies)]
     return out
+
+
+def huge_page_share(tensors) -> Optional[float]:
+    """Share of the tensors' bytes on transparent huge pages (AnonHugePages of the mappings they lie in, from
+    /proc/self/smaps; None where that is unreadable). Approximate: a mapping shared with other memory counts whole."""
+    try:
+        vmas, cur = [], None
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                head = line.split()[0]
+                if "-" in head and not head.endswith(":"):
+                    cur = [int(v, 16) for v in head.split("-")]
+                elif head == "AnonHugePages:" and cur is not None:
+                    vmas.append((cur[0], cur[1], int(line.split()[1]) * 1024))
+    except OSError:
+        return None
+    total = huge = 0
+    for t in tensors:
+        lo, n = t.data_ptr(), t.numel() * t.element_size()
+        total += n
+        huge += min(n, sum(h for a, b, h in vmas if a < lo + n and lo < b))
+    return huge / total if total else None
 
 
 def weight_bytes(name, N, K):
@@ -165,6 +200,8 @@ def main():
                     xb = x.to(torch.bfloat16)
                     fns = {}
                     for name, calls in cont.items():
+                        if name == "ours_4k" and mode == "hot":
+                            continue
                         xi = xb if name == "bf16" else x
                         if mode == "hot":
                             fns[name] = (lambda c, xi: (lambda: c(xi)))(calls[0], xi)
@@ -174,9 +211,15 @@ def main():
                             fns[name] = Rotator((lambda cs, xi: (lambda i: cs[i](xi)))(calls, xi), n)
                             for i in range(n):  # one-time first-call work (lazy weight quantization) untimed
                                 fns[name].fn(i)
+                    if mode == "stream":
+                        shares = {n: huge_page_share([m.weight.data for m in cont[n]]) for n in ("ours", "ours_4k")}
+                        print("  weights on huge pages: " + ", ".join(
+                            f"{n} {'?' if v is None else f'{100 * v:.0f}%'}" for n, v in shares.items()))
                     res = timed_rounds(fns, args.min_time)
                     t_ours = res["ours"][0]
                     row = {"N": N, "K": K, "M": M, "mode": mode}
+                    if mode == "stream":
+                        row["huge_page_share"] = shares
                     for name, (med, mn) in res.items():
                         row[name] = {"median_ms": med * 1e3, "min_ms": mn * 1e3,
                                      "pct_copy_bw": 100.0 * weight_bytes(name, N, K) / med / (bw / 2),
@@ -199,15 +242,16 @@ def _fmt_row(row, names):
 
 
 def _print_table(rows):
-    names = [n for n in ("ours", "fbgemm", "int_mm", "bnb", "bf16") if n in rows[0]]
+    names = [n for n in ("ours", "ours_4k", "fbgemm", "int_mm", "bnb", "bf16") if any(n in r for r in rows)]
     print("\n| shape NxK | M | mode | " + " | ".join(f"{n} ms" for n in names) +
-          " | ours %BW | vs fbgemm | vs int_mm | vs bnb | vs bf16 |")
-    print("|" + "---|" * (3 + len(names) + 5))
+          " | ours %BW | vs fbgemm | vs int_mm | vs bnb | vs bf16 | 4k vs fbgemm |")
+    print("|" + "---|" * (3 + len(names) + 6))
     for r in rows:
-        cells = [f"{r[n]['median_ms']:.3f}" for n in names]
+        cells = [f"{r[n]['median_ms']:.3f}" if n in r else "-" for n in names]
         sp = [f"{r[n]['ours_speedup']:.2f}x" if n in r else "-" for n in ("fbgemm", "int_mm", "bnb", "bf16")]
+        k4 = f"{r['fbgemm']['median_ms'] / r['ours_4k']['median_ms']:.2f}x" if "ours_4k" in r and "fbgemm" in r else "-"
         print(f"| {r['N']}x{r['K']} | {r['M']} | {r['mode']} | " + " | ".join(cells) +
-              f" | {r['ours']['pct_copy_bw']:.0f}% | " + " | ".join(sp) + " |")
+              f" | {r['ours']['pct_copy_bw']:.0f}% | " + " | ".join(sp) + f" | {k4} |")
 
 
 if __name__ == "__main__":

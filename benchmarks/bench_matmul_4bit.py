@@ -3,7 +3,9 @@
 For Llama linear shapes W [N, K] (NF4, blocksize 64, bf16 activations) and batch M in (1, 4, 16, 64):
   ours        torch.ops.bnb.gemv_4bit (M == 1) / torch.ops.bnb.gemm_4bit (M > 1)
   ours_L      bnb_core.nn.Linear4bit in eval, double-quantized absmax (compress_statistics=True, the default of both
-              libraries' Linear4bit, as bnb_eval below): the layer path users call
+              libraries' Linear4bit, as bnb_eval below): the layer path users call; its streamed weight copies are
+              placed as the layer places its weight (transparent huge pages where the system has them), while
+              'ours' and every peer read plain copies (clone())
   dense       torch.nn.functional.linear with a bf16 weight
   int4        torch.ops.aten._weight_int4pack_mm_for_cpu (int4, group 64)
   bnb_eval    bitsandbytes Linear4bit in eval mode (its repacked CPU path; called once before timing)
@@ -39,7 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bnb_core  # noqa: E402,F401
 from _timing import timed_rounds  # noqa: E402
-from bnb_core import formats  # noqa: E402
+from bnb_core import formats, registry  # noqa: E402
 
 SHAPES = [(4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (4096, 14336), (8192, 8192), (28672, 8192)]
 QUICK_SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336)]
@@ -207,7 +209,9 @@ def main():
                     # the layer through copies of its packed weight and its absmax codes (double-quantized)
                     lqs = ours_layer.weight.quant_state
                     lbase = (ours_layer.weight.data, lqs.absmax)
-                    lcopies = [(lbase[0].clone(), lbase[1].clone()) for _ in range(ncopies(packed_bytes))]
+                    # placed as the layer places every weight it holds (CPU: huge pages, registry.place_weight)
+                    lcopies = [(registry.place_weight(lbase[0].clone()), lbase[1].clone())
+                               for _ in range(ncopies(packed_bytes))]
 
                     def call_ours_layer(w, q, layer=ours_layer, qs=lqs):
                         layer.weight.data = w

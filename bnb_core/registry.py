@@ -191,6 +191,29 @@ def unregister_kernel(op: str, device: str, name: str) -> None:
     _warned.discard((op, _device_type(device)))
 
 
+#: device type -> fn(tensor): how a backend places a long-lived weight in its memory (register_weight_placement)
+_placements: dict[str, Callable] = {}
+
+
+def register_weight_placement(device: str, fn: Callable) -> bool:
+    """Register `fn(t)` to run on every quantized layer weight `t` of `device` that a layer takes over from
+    outside (a pre-quantized checkpoint, a move from another device). It may change only where the bytes live
+    (e.g. back them by huge pages), in place: never the values, the layout, the shape or the tensor's identity.
+    Returns False (registers nothing) when BNB_CORE_FORCE_REFERENCE is set."""
+    if force_reference():
+        return False
+    _placements[_device_type(device)] = fn
+    return True
+
+
+def place_weight(t: torch.Tensor) -> torch.Tensor:
+    """Run the weight placement registered for t's device on `t` (nothing when none is); returns `t`."""
+    fn = _placements.get(t.device.type)
+    if fn is not None:
+        fn(t)
+    return t
+
+
 def kernel_for(op: str, *args, **kwargs) -> str:
     """Name of the kernel that serves ``torch.ops.bnb.<op>(*args, **kwargs)`` (the device is taken from
     the first tensor argument), or "reference"."""

@@ -75,6 +75,65 @@ def test_hugepage_hint_switch_and_results_unchanged():
     assert torch.equal(outs[0], expect) and torch.equal(outs[1], expect)
 
 
+def _anon_huge_bytes(lo: int, hi: int) -> int:
+    """AnonHugePages of the mappings overlapping [lo, hi) (/proc/self/smaps), in bytes."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                a, b = (int(v, 16) for v in head.split("-"))
+                inside = a < hi and lo < b
+            elif inside and head == "AnonHugePages:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def test_collapse_hugepage_in_place_keeps_the_values():
+    huge = 2 << 20
+    buf = torch.arange(24 << 20, dtype=torch.int64).remainder_(251).to(torch.uint8)
+    expect = buf.clone()
+    p, n = buf.data_ptr(), buf.numel()
+    assert _cpu.collapse_hugepage(p, _cpu.HUGEPAGE_MIN_BYTES - 1) == 0  # too small: nothing done
+    was = _cpu.hugepage_enabled()
+    try:
+        _cpu.set_hugepage_enabled(False)
+        assert _cpu.collapse_hugepage(p, n) == 0  # switched off: nothing done
+    finally:
+        _cpu.set_hugepage_enabled(was)
+    done = _cpu.collapse_hugepage(p, n)
+    if _cpu.thp_mode() not in ("madvise", "always") or not was:
+        assert done == 0
+    first = -(-p // huge) * huge
+    # all of the 2 MiB pages lying inside [p, p + n), or nothing (an old kernel, no free huge page: only a hint)
+    assert done in (0, (p + n) // huge * huge - first)
+    if done:
+        assert _anon_huge_bytes(first, first + done) >= done
+    assert torch.equal(buf, expect)  # in place: same address, same values
+
+
+def test_layers_weights_on_huge_pages_after_a_prequantized_load():
+    probe = torch.ones(8 << 20, dtype=torch.uint8)
+    if _cpu.collapse_hugepage(probe.data_ptr(), probe.numel()) == 0:
+        pytest.skip("MADV_COLLAPSE unavailable or switched off here")
+    from bnb_core.nn import Linear4bit, Linear8bitLt
+
+    huge = 2 << 20
+    src4 = Linear4bit(2048, 4096, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4").to("cpu")
+    src8 = Linear8bitLt(2048, 4096, bias=False, has_fp16_weights=False).to("cpu")
+    for src, dst in ((src4, Linear4bit(2048, 4096, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4")),
+                     (src8, Linear8bitLt(2048, 4096, bias=False, has_fp16_weights=False))):
+        sd = {k: v.clone() for k, v in src.state_dict().items()}  # fresh 4 KiB pages
+        dst.load_state_dict(sd)
+        w = dst.weight.data
+        assert torch.equal(w, sd["weight"])
+        first = -(-w.data_ptr() // huge) * huge
+        last = (w.data_ptr() + w.numel() * w.element_size()) // huge * huge
+        assert _anon_huge_bytes(first, last) >= last - first
+        x = torch.randn(3, 2048, dtype=torch.bfloat16)
+        assert torch.equal(dst(x), src(x))
+
+
 # ------------------------------------------------------------------------------------ streaming stores
 
 

@@ -57,6 +57,29 @@ def test_kernel_for_validates_arguments():
         registry.kernel_for("no_such_op", torch.randn(1))
 
 
+def test_layers_hand_every_weight_they_hold_to_the_placement(monkeypatch):
+    """Linear4bit / Linear8bitLt pass each weight they take over (quantized by them, loaded pre-quantized, moved)
+    through registry.place_weight, which runs the device's placement on it in place."""
+    from bnb_core.nn import Linear4bit, Linear8bitLt
+
+    seen = []
+    monkeypatch.setitem(registry._placements, "cpu", lambda t: seen.append(t.data_ptr()))
+    l4 = Linear4bit(64, 32, quant_type="nf4").to("cpu")  # quantized by the layer
+    assert seen == [l4.weight.data_ptr()]
+    l8 = Linear8bitLt(64, 32, has_fp16_weights=False)
+    l8(torch.randn(2, 64))  # quantized on its first call
+    assert seen[-1] == l8.weight.data_ptr() and len(seen) == 2
+    for src, dst in ((l4, Linear4bit(64, 32, quant_type="nf4")), (l8, Linear8bitLt(64, 32, has_fp16_weights=False))):
+        dst.load_state_dict({k: v.clone() for k, v in src.state_dict().items()})  # pre-quantized
+        assert seen[-1] == dst.weight.data_ptr()
+        n = len(seen)
+        dst.to("cpu")
+        assert len(seen) == n + 1 and seen[-1] == dst.weight.data_ptr()  # moved (here: to where it was)
+    t = torch.zeros(3)
+    assert registry.place_weight(t) is t and seen[-1] == t.data_ptr()
+    assert registry.place_weight(torch.zeros(3, device="meta")).device.type == "meta"  # none for meta: a no-op
+
+
 def _run(code, env_extra=None, cwd=None):
     env = dict(os.environ, **(env_extra or {}))
     cwd = cwd or tempfile.gettempdir()  # outside the source tree: import the installed package
@@ -69,6 +92,7 @@ def test_force_reference_env():
         import torch, bnb_core
         from bnb_core import registry, formats
         assert registry.table() == {}, registry.table()
+        assert registry._placements == {}, registry._placements
         x = torch.randn(100)
         assert registry.kernel_for("quantize_4bit", x, 64, "nf4", torch.uint8) == "reference"
         print("ok")

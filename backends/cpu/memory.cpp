@@ -124,4 +124,34 @@ int64_t advise_hugepage(void* p, int64_t nbytes) {
 #endif
 }
 
+int64_t collapse_hugepage(void* p, int64_t nbytes) {
+#if defined(__linux__)
+  try {
+#if defined(MADV_COLLAPSE)
+    constexpr int kMadvCollapse = MADV_COLLAPSE;
+#else
+    constexpr int kMadvCollapse = 25;  // asm-generic/mman-common.h (glibc's headers may lack it)
+#endif
+    if (p == nullptr || nbytes < kHugepageMinBytes || !g_enabled.load()) return 0;
+    static const bool thp_on = mode_cached() == "madvise" || mode_cached() == "always";
+    if (!thp_on) return 0;
+    const uintptr_t s = ((uintptr_t)p + kHuge - 1) & ~(kHuge - 1);
+    const uintptr_t e = ((uintptr_t)p + (uintptr_t)nbytes) & ~(kHuge - 1);
+    if (e <= s) return 0;
+    // marked first (THP mode "madvise"): a page the collapse cannot get now (no free huge page) is collapsed by
+    // khugepaged later, and the range is its own mapping in /proc/self/smaps
+    static const bool madvise_mode = mode_cached() == "madvise";
+    if (madvise_mode && madvise((void*)s, e - s, MADV_HUGEPAGE) != 0) return 0;
+    if (madvise((void*)s, e - s, kMadvCollapse) != 0) return 0;
+    return (int64_t)(e - s);
+  } catch (...) {
+    return 0;
+  }
+#else
+  (void)p;
+  (void)nbytes;
+  return 0;
+#endif
+}
+
 }  // namespace bnb_cpu

@@ -22,6 +22,15 @@ constexpr int64_t kHugepageMinBytes = int64_t(4) << 20;
 // advised (0 when it did nothing or madvise failed: it is only a hint). Never throws.
 int64_t advise_hugepage(void* p, int64_t nbytes);
 
+// Back the 2 MiB-aligned huge pages lying entirely inside [p, p + nbytes) (memory already written and read on
+// every call afterwards: a quantized layer's weight) by transparent huge pages now, in place: madvise(MADV_COLLAPSE)
+// (Linux >= 6.1) copies their contents onto fresh huge pages, so values and addresses stay as they are (in THP mode
+// "madvise" the range gets MADV_HUGEPAGE first, as advise_hugepage, so khugepaged keeps it huge). Only acts
+// when the THP mode is "madvise" or "always", nbytes >= kHugepageMinBytes and it is enabled (as advise_hugepage).
+// Returns the bytes collapsed (0 when it did nothing, the kernel lacks MADV_COLLAPSE or it failed: a hint). Never
+// throws.
+int64_t collapse_hugepage(void* p, int64_t nbytes);
+
 bool hugepage_enabled();
 void set_hugepage_enabled(bool on);
 

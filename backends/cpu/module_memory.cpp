@@ -17,6 +17,12 @@ void bind_memory(py::module_& m) {
       py::arg("ptr"), py::arg("nbytes"), G(),
       "madvise(MADV_HUGEPAGE) on the 2 MiB pages inside a fresh output buffer (THP mode 'madvise' only, "
       "nbytes >= HUGEPAGE_MIN_BYTES); returns the bytes advised (0: nothing done).");
+  m.def(
+      "collapse_hugepage",
+      [](uint64_t p, int64_t nbytes) { return collapse_hugepage(reinterpret_cast<void*>((uintptr_t)p), nbytes); },
+      py::arg("ptr"), py::arg("nbytes"), G(),
+      "madvise(MADV_COLLAPSE) on the 2 MiB pages inside written memory (a long-lived weight), in place (THP mode "
+      "'madvise' or 'always', nbytes >= HUGEPAGE_MIN_BYTES); returns the bytes collapsed (0: nothing done).");
   m.def("thp_mode", &thp_mode, "Transparent huge page mode: always, madvise, never or unavailable.");
   m.def("hugepage_enabled", &hugepage_enabled, "Whether fresh large outputs get the MADV_HUGEPAGE hint.");
   m.def("set_hugepage_enabled", &set_hugepage_enabled, py::arg("on"),

@@ -78,6 +78,27 @@ def _empty(shape, dtype):
     return out
 
 
+def place_weight(t):
+    """Weight placement of the CPU (registry.register_weight_placement): a quantized layer weight of 4 MiB or more
+    is read whole on every call, and on 4 KiB pages a weight streamed from memory costs a TLB miss per page
+    (measured here, batch 1 from memory: NF4 gemv 12-18%, Linear4bit 9-13%, Linear8bitLt 5-12% faster on huge
+    pages). Its 2 MiB pages are collapsed onto transparent huge pages in place (``_cpu.collapse_hugepage``:
+    MADV_COLLAPSE, Linux >= 6.1; values and addresses unchanged; once, at load: 10-90 ms per 30 MB on this VM,
+    about a first write of fresh memory; ~0.03 ms on pages already huge). The
+    layers place every weight they hold, the ones they quantize too: a fresh output's MADV_HUGEPAGE hint (``_empty``)
+    does not act on memory the allocator reuses, which is already mapped. Off with the output hint
+    (``BNB_CPU_HUGEPAGE=0``)."""
+    # a hint: tensors without host memory of their own (fake, functorch-wrapped, distributed subclasses) are left alone
+    if type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter):
+        return
+    try:
+        if not t.is_contiguous() or t.numel() * t.element_size() < _HUGEPAGE_MIN_BYTES:
+            return
+        ptr = t.data_ptr()
+    except Exception:  # noqa: BLE001
+        return
+    if ptr:
+        _cpu.collapse_hugepage(ptr, t.numel() * t.element_size())
 
 
 # ------------------------------------------------------------------------------------ blockwise 8-bit
@@ -185,7 +206,7 @@ def gemm_4bit(A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bi
 def int8_vectorwise_quant(A, threshold=0.0):
     A = A.contiguous()
     M, K = _rows_k(A)
-    out = torch.empty(A.shape, dtype=torch.int8)
+    out = _empty(A.shape, torch.int8)
     stats = torch.empty(M, dtype=_F32)
     outl = threshold > 0.0
     cols = torch.empty(K, dtype=torch.int64) if outl else None
@@ -376,6 +397,7 @@ def load() -> Optional[str]:
     if not _loaded:
         for op, (fn, supports) in KERNELS.items():
             registry.register_kernel(op, "cpu", fn, supports=supports, name=NAME)
+        registry.register_weight_placement("cpu", place_weight)
         _loaded = True
     warning = _cpu.isa_warning()
     if warning:

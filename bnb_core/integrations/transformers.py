@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .. import functional as F
+from .. import registry
 from ..nn.modules import Int8Params, Linear4bit, Linear8bitLt, Params4bit
 
 try:  # never a hard dependency of bnb_core
@@ -421,7 +422,8 @@ if TRANSFORMERS_AVAILABLE:
             if weight.dtype != torch.int8:
                 raise ValueError(f"{full_layer_name}: an 8-bit weight must be int8, got {weight.dtype}")
             module = _module_of(model, full_layer_name)
-            p = Int8Params(weight, requires_grad=False, has_fp16_weights=False, SCB=scb.to(weight.device))
+            p = Int8Params(registry.place_weight(weight), requires_grad=False, has_fp16_weights=False,
+                           SCB=scb.to(weight.device))
             p.CB = p.data
             module.state.has_fp16_weights = False
             module._is_hf_initialized = True

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from .. import formats
+from .. import formats, registry
 from .. import functional as F
 from ..autograd import MatmulLtState, matmul, matmul_4bit
 
@@ -103,7 +103,9 @@ class Params4bit(_MovesThroughTo, nn.Parameter):
                           device="cpu", module: Optional["Linear4bit"] = None, **kwargs) -> "Params4bit":
         """Wrap packed codes and their state_dict items (keys without the ``weight.`` prefix)."""
         qs = F.QuantState.from_dict(qs_dict=quantized_stats, device=device)
-        self = cls(data.to(device), requires_grad=requires_grad, quant_state=qs, blocksize=qs.blocksize,
+        # the device's weight placement (CPU: huge pages, in place; registry.place_weight)
+        self = cls(registry.place_weight(data.to(device)), requires_grad=requires_grad, quant_state=qs,
+                   blocksize=qs.blocksize,
                    compress_statistics=qs.nested, quant_type=qs.quant_type, quant_storage=data.dtype,
                    module=module, bnb_quantized=True)
         if module is not None:
@@ -116,7 +118,7 @@ class Params4bit(_MovesThroughTo, nn.Parameter):
             raise TypeError(f"Params4bit can only quantize a floating-point weight, got {w.dtype}")
         packed, state = F.quantize_4bit(w, blocksize=self.blocksize, compress_statistics=self.compress_statistics,
                                         quant_type=self.quant_type, quant_storage=self.quant_storage)
-        self.data = packed
+        self.data = registry.place_weight(packed)
         self.quant_state = state
         self.bnb_quantized = True
         if self.module is not None:
@@ -129,8 +131,8 @@ class Params4bit(_MovesThroughTo, nn.Parameter):
             return self._quantize(device)
         if self.quant_state is not None and device is not None:
             self.quant_state.to(device)
-        # dtype never changes the packed codes; only the device moves
-        new = self._like(super().to(device=device, non_blocking=non_blocking))
+        # dtype never changes the packed codes; only the device moves (then placed as that device's backend wants)
+        new = self._like(registry.place_weight(super().to(device=device, non_blocking=non_blocking)))
         if self.module is not None:
             self.module.quant_state = self.quant_state
         return new
@@ -264,7 +266,7 @@ class Int8Params(_MovesThroughTo, nn.Parameter):
     def _quantize(self, device) -> "Int8Params":
         w = self.data.contiguous().to(device)
         CB, SCB, _ = torch.ops.bnb.int8_vectorwise_quant(w, 0.0)
-        self.data = CB
+        self.data = registry.place_weight(CB)
         self.CB = CB
         self.SCB = SCB
         return self
@@ -284,7 +286,7 @@ class Int8Params(_MovesThroughTo, nn.Parameter):
         if self.has_fp16_weights:
             moved = super().to(device=device, dtype=dtype, non_blocking=non_blocking)
         else:
-            moved = super().to(device=device, non_blocking=non_blocking)
+            moved = registry.place_weight(super().to(device=device, non_blocking=non_blocking))
         new = Int8Params(moved, requires_grad=self.requires_grad, has_fp16_weights=self.has_fp16_weights)
         new.CB = new.data if (self.CB is not None and not self.has_fp16_weights) else None
         new.SCB = self.SCB.to(device) if (self.SCB is not None and device is not None) else self.SCB
@@ -322,7 +324,7 @@ class Linear8bitLt(nn.Linear):
                 error_msgs.append(f"{prefix}weight must be int8 when SCB is present, got {w.dtype}")
                 return
             device = self.weight.device if self.weight.device.type != "meta" else w.device
-            self.weight = Int8Params(w.to(device), requires_grad=False, has_fp16_weights=False,
+            self.weight = Int8Params(registry.place_weight(w.to(device)), requires_grad=False, has_fp16_weights=False,
                                      CB=None, SCB=scb.to(device))
             self.weight.CB = self.weight.data
             self.state.has_fp16_weights = False
