@@ -282,6 +282,129 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
   }
 }
 
+#if defined(MM4_AVX512)
+// ============================================================ gemv, fp32 arithmetic (one row of A, blocksize >= 64)
+// Each 64-element unit lies in one block: its products with the UNSCALED fp32 code go to a fresh partial sum that
+// one FMA scales by the block's absmax. Decode without a shuffle-port expansion: each 16-byte half of the unit is
+// broadcast to the four 128-bit lanes (a load), and two variable dword shifts leave nibble (d >> 2) + 4 s of dword
+// d & 3 in the low 4 bits of lane d (s = 0, 1), the only index bits vpermps reads. Per unit and weight row: 4 shifts,
+// 4 vpermps, 4 multiply/FMA into the partial, 1 FMA by absmax (13 vector uops, against 7 + 2 vdpbf16ps of the bf16
+// gemv, whose vdpbf16ps issue once per ~2.1 cycles on the 2026-12-06 Xeon VM). A is converted to fp32 and permuted
+// once per call to the decode's order (kGemv32Order, prep_a_gemv32). The weights are the exact fp32 codes, scaled by
+// the absmax after the unit's sum. The row groups, the row order for short rows and the prefetching are the bf16
+// gemv's (rows_gemv_groups, below).
+struct Gemv32Order {
+  alignas(64) int32_t idx[64];  // output lane q * 16 + d of a unit <- element idx of the unit (before the permute)
+  constexpr Gemv32Order() : idx() {
+    for (int q = 0; q < 4; ++q)
+      for (int d = 0; d < 16; ++d) {
+        const int h = q >> 1, s = q & 1, k = (d >> 2) + 4 * s, byte = 16 * h + 4 * (d & 3) + (k >> 1);
+        idx[q * 16 + d] = 2 * byte + ((k & 1) ? 0 : 1);  // nibble k even: the byte's low nibble, the odd element
+      }
+  }
+};
+constexpr Gemv32Order kGemv32Order{};
+
+// One row of A [K] (dtype) -> fp32 in kGemv32Order per 64-element unit (K % 64 == 0).
+void prep_a_gemv32(int dtype, const void* A, int64_t K, float* Ap) {
+  __m512i idx[4];
+  for (int q = 0; q < 4; ++q)  // two-source indices: vector q reads elements [32 (q >> 1), 32 (q >> 1) + 32)
+    idx[q] = _mm512_sub_epi32(_mm512_load_si512((const void*)(kGemv32Order.idx + 16 * q)),
+                              _mm512_set1_epi32(32 * (q >> 1)));
+  for (int64_t u = 0; u < K; u += 64) {
+    __m512 x[4];
+    for (int v = 0; v < 4; ++v) {
+      const int64_t e = u + 16 * v;
+      if (dtype == 0) {
+        x[v] = _mm512_loadu_ps((const float*)A + e);
+      } else if (dtype == 1) {
+        x[v] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)A + e)));
+      } else {
+        const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)((const uint16_t*)A + e)));
+        x[v] = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+      }
+    }
+    for (int q = 0; q < 4; ++q)
+      _mm512_storeu_ps(Ap + u + 16 * q, _mm512_permutex2var_ps(x[2 * (q >> 1)], idx[q], x[2 * (q >> 1) + 1]));
+  }
+}
+
+template <int NB, int RS, bool NESTED>
+__attribute__((noinline)) void tile_gemv32(const Mm4Args& a, const __m512& tbl, int64_t n0, int64_t blk0) {
+  const int64_t K = a.K;
+  const __m512i sh0 = _mm512_set_epi32(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
+  const __m512i sh1 = _mm512_add_epi32(sh0, _mm512_set1_epi32(16));
+  __m512 acc[NB];
+  for (int j = 0; j < NB; ++j) acc[j] = _mm512_setzero_ps();
+  const float* A0 = a.Ap;
+  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
+  for (int64_t k = 0; k < K; k += 64) {
+    const __m512 a0 = _mm512_loadu_ps(A0 + k), a1 = _mm512_loadu_ps(A0 + k + 16);
+    const __m512 a2 = _mm512_loadu_ps(A0 + k + 32), a3 = _mm512_loadu_ps(A0 + k + 48);
+    for (int j = 0; j < NB; ++j) {
+      const int64_t e = (n0 + j * RS) * K + k;
+      const uint8_t* p = a.B + (e >> 1);
+      const uint8_t* pf = p + pfd;
+      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
+      const int64_t blk = e >> a.bshift;
+      if (!NESTED && (blk & 15) == 0)
+        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+      const __m512i b0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)p));
+      const __m512i b1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)(p + 16)));
+      __m512 t = _mm512_mul_ps(a0, _mm512_permutexvar_ps(_mm512_srlv_epi32(b0, sh0), tbl));
+      t = _mm512_fmadd_ps(a1, _mm512_permutexvar_ps(_mm512_srlv_epi32(b0, sh1), tbl), t);
+      t = _mm512_fmadd_ps(a2, _mm512_permutexvar_ps(_mm512_srlv_epi32(b1, sh0), tbl), t);
+      t = _mm512_fmadd_ps(a3, _mm512_permutexvar_ps(_mm512_srlv_epi32(b1, sh1), tbl), t);
+      acc[j] = _mm512_fmadd_ps(t, _mm512_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);  // a broadcast load
+    }
+  }
+  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, _mm512_reduce_add_ps(acc[j]));
+}
+
+struct Gemv32Tiles {
+  __m512 tbl;  // the 16 fp32 codes
+  template <int NB, int RS, bool NESTED>
+  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
+    tile_gemv32<NB, RS, NESTED>(a, tbl, n0, blk0);
+  }
+};
+
+// Groups of 16 rows. Rows of at most 2 KiB (K <= 4096) go as 4 tiles of rows 4 apart (0, 4, 8, 12; 1, 5, ...), so
+// a tile's 4 streams lie 8 KiB apart instead of 2 KiB: streamed from memory (2 threads, 2026-12-06 Xeon VM)
+// 14336 x 4096 and 11008 x 4096 ~3-4% faster, longer rows not (K = 14336: rows 2 apart the same, 4 apart slower).
+// A double-quantized absmax (a.absmax_q) is decoded per group into a scratch buffer (a gather per 16 blocks), and
+// the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
+// add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
+// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads). Tiles: Gemv32Tiles or the bf16 GemvTiles.
+template <bool NESTED, class Tiles>
+void rows_gemv_groups(Mm4Args a, const Tiles& tiles, int64_t n0, int64_t n1) {
+  const int64_t K = a.K;
+  std::vector<float> scratch(NESTED ? (size_t)(16 * ((K >> a.bshift) + 2)) : 0);
+  if (NESTED) a.absmax = scratch.data();
+  for (int64_t g = n0; g < n1; g += 16) {
+    const int64_t g1 = g + 16 < n1 ? g + 16 : n1, blk0 = NESTED ? (g * K) >> a.bshift : 0;
+    if (NESTED)
+      nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, blk0, ((g1 * K - 1) >> a.bshift) + 1,
+                    scratch.data());
+    if (K <= 4096 && g1 - g == 16) {
+      for (int r = 0; r < 4; ++r) tiles.template run<4, 4, NESTED>(a, g + r, blk0);
+      continue;
+    }
+    int64_t n = g;
+    for (; n + 4 <= g1; n += 4) tiles.template run<4, 1, NESTED>(a, n, blk0);
+    for (; n < g1; ++n) tiles.template run<1, 1, NESTED>(a, n, blk0);
+  }
+}
+
+void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Gemv32Tiles tiles{_mm512_loadu_ps(args.code)};
+  if (args.absmax_q)
+    rows_gemv_groups<true>(args, tiles, n0, n1);  // (by value: a local copy, see rows_direct_t)
+  else
+    rows_gemv_groups<false>(args, tiles, n0, n1);
+}
+#endif  // MM4_AVX512
+
 #if defined(MM4_BF16)
 // ============================================================ bf16 path (vdpbf16ps)
 void prep_a_bf16(const uint16_t* A, int64_t M, int64_t K, uint16_t* Abf) { prep_perm<uint16_t>(A, M, K, 64, Abf); }
@@ -764,39 +887,21 @@ __attribute__((noinline)) void tile_gemv(const Mm4Args& a, const UnitDecode& dec
   for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, _mm512_reduce_add_ps(acc[j]));
 }
 
-// Groups of 16 rows. Rows of at most 2 KiB (K <= 4096) go as 4 tiles of rows 4 apart (0, 4, 8, 12; 1, 5, ...), so
-// a tile's 4 streams lie 8 KiB apart instead of 2 KiB: streamed from memory (2 threads, 2026-12-06 Xeon VM)
-// 14336 x 4096 and 11008 x 4096 ~3-4% faster, longer rows not (K = 14336: rows 2 apart the same, 4 apart slower).
-// A double-quantized absmax (a.absmax_q) is decoded per group into a scratch buffer (a gather per 16 blocks), and
-// the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
-// add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
-// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads).
-template <bool NESTED>
-void rows_gemv_t(Mm4Args a, const UnitDecode& dec, int64_t n0, int64_t n1) {
-  const int64_t K = a.K;
-  std::vector<float> scratch(NESTED ? (size_t)(16 * ((K >> a.bshift) + 2)) : 0);
-  if (NESTED) a.absmax = scratch.data();
-  for (int64_t g = n0; g < n1; g += 16) {
-    const int64_t g1 = g + 16 < n1 ? g + 16 : n1, blk0 = NESTED ? (g * K) >> a.bshift : 0;
-    if (NESTED)
-      nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, blk0, ((g1 * K - 1) >> a.bshift) + 1,
-                    scratch.data());
-    if (K <= 4096 && g1 - g == 16) {
-      for (int r = 0; r < 4; ++r) tile_gemv<4, 4, NESTED>(a, dec, g + r, blk0);
-      continue;
-    }
-    int64_t n = g;
-    for (; n + 4 <= g1; n += 4) tile_gemv<4, 1, NESTED>(a, dec, n, blk0);
-    for (; n < g1; ++n) tile_gemv<1, 1, NESTED>(a, dec, n, blk0);
+struct GemvTiles {
+  const UnitDecode& dec;
+  template <int NB, int RS, bool NESTED>
+  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
+    tile_gemv<NB, RS, NESTED>(a, dec, n0, blk0);
   }
-}
+};
 
 void rows_gemv(const Mm4Args& args, int64_t n0, int64_t n1) {
   const UnitDecode dec(args.code);
+  const GemvTiles tiles{dec};
   if (args.absmax_q)
-    rows_gemv_t<true>(args, dec, n0, n1);  // (by value: a local copy, see rows_direct_t)
+    rows_gemv_groups<true>(args, tiles, n0, n1);  // (by value: a local copy, see rows_direct_t)
   else
-    rows_gemv_t<false>(args, dec, n0, n1);
+    rows_gemv_groups<false>(args, tiles, n0, n1);
 }
 
 template <int MB, int NB, bool BS32>
@@ -1233,10 +1338,13 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 #if defined(MM4_BF16)
 extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U,           prep_a,     rows,          prep_a_bf16,
                                    rows_bf16,            rows_bf16_direct, prep_a_gemv, prep_a_amx, rows_bf16_amx,
-                                   prep_a_amx_s,         rows_amx_s,       nested_absmax};
+                                   prep_a_amx_s,         rows_amx_s,       nested_absmax, prep_a_gemv32, rows_gemv32};
+#elif defined(MM4_AVX512)
+extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr,
+                                   nullptr, nullptr, nullptr, nullptr, nested_absmax, prep_a_gemv32, rows_gemv32};
 #else
 extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr,
-                                   nullptr, nullptr, nullptr, nullptr, nested_absmax};
+                                   nullptr, nullptr, nullptr, nullptr, nested_absmax, nullptr, nullptr};
 #endif
 
 }  // namespace BNB_ISA_NS

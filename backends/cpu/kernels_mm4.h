@@ -15,7 +15,7 @@ struct Mm4Args {
                         // in natural order for rows_bf16; or null
   const uint8_t* B;     // packed codes, element e in byte e/2 (even e: high nibble)
   const float* absmax;  // one per block of `blocksize` consecutive elements of the flat [N*K] weight
-  // Double quantization, read by rows_gemv and rows_amx_s (null otherwise; the other paths read `absmax`, which the
+  // Double quantization, read by rows_gemv, rows_gemv32 and rows_amx_s (null otherwise; the other paths read `absmax`, which the
   // op glue then reconstructs with nested_absmax): block i's absmax is
   // absmax_code[absmax_q[i]] * absmax2[i / BNB_NESTED_BLOCKSIZE] + absmax_offset, in fp32, multiply then add.
   const uint8_t* absmax_q;
@@ -62,6 +62,11 @@ struct Mm4Table {
   // absmax (every ISA, vectorized where it has gathers)
   void (*nested_absmax)(const uint8_t* q, const float* absmax2, const float* code, float offset, int64_t i0,
                         int64_t i1, float* out);
+  // The gemv in fp32 arithmetic (AVX-512 tiers; null elsewhere): ONE row of A at blocksize >= 64, K % 64 == 0, any
+  // dtype of A, which prep_a_gemv32 converts to fp32 [K] in the decode's order; rows_gemv32 reads it from a.Ap and
+  // takes a plain or double-quantized absmax as rows_gemv. The weights are the exact fp32 codes times absmax.
+  void (*prep_a_gemv32)(int dtype, const void* A, int64_t K, float* Ap);
+  void (*rows_gemv32)(const Mm4Args& a, int64_t n0, int64_t n1);
 };
 
 namespace scalar {

@@ -98,14 +98,24 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     a.absmax_offset = 0.0f;
     std::vector<float> Ap;
     std::vector<uint16_t> Abf;
-    const bool bf16_ok = t->rows_bf16 && dtype == 2 && K % 64 == 0;
+    // One row of A at blocksize >= 64: a gemv. In fp32 arithmetic (rows_gemv32: exact fp32 weights) for fp32 and fp16
+    // A, for bf16 A where the ISA has no BF16 dot products, and for bf16 A on the amx tier (Intel Xeons, where
+    // vdpbf16ps issues once per ~2.1 cycles: 2026-12-06 Xeon VM, 2 threads, hot, 8-12% faster than the bf16 gemv,
+    // the same streamed); the bf16 gemv (rows_bf16_direct -> rows_gemv) for bf16 A on the other BF16 CPUs.
+    const bool gemv32 = t->rows_gemv32 && M == 1 && blocksize >= 64 && K > 0 && K % 64 == 0 &&
+                        (dtype != 2 || !t->rows_bf16 || active_isa() == IsaId::kAmx);
+    const bool bf16_ok = !gemv32 && t->rows_bf16 && dtype == 2 && K % 64 == 0;
     const bool amx = bf16_ok && t->rows_bf16_amx && active_isa() == IsaId::kAmx;
     const bool use_amx_s = amx && t->rows_amx_s && blocksize >= 64 && M >= kAmxMinRows && M <= kAmxScaledMaxRows;
     const bool use_amx = amx && !use_amx_s && M >= kAmxMinRows;
     const bool use_direct = bf16_ok && !use_amx && !use_amx_s && M <= kDirectMaxRows;
     const bool use_bf16 = bf16_ok && !use_amx && !use_amx_s;
     const bool gemv = use_direct && M == 1 && blocksize >= 64;  // rows_bf16_direct runs the gemv
-    if (use_amx_s) {
+    if (gemv32) {
+      Ap.resize((size_t)K);
+      t->prep_a_gemv32(dtype, A, K, Ap.data());
+      a.Ap = Ap.data();
+    } else if (use_amx_s) {
       Abf.resize((size_t)(M * K));
       t->prep_a_amx_s((const uint16_t*)A, M, K, Abf.data());
       a.Abf = Abf.data();
@@ -132,7 +142,7 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     // weight at blocksize 64 has 262144 blocks).
     int nt = nthreads < 1 ? 1 : (nthreads > 256 ? 256 : nthreads);
     if (absmax_8bit && n > 0) {
-      if (gemv || use_amx_s) {
+      if (gemv || gemv32 || use_amx_s) {
         a.absmax_q = absmax_8bit;
         a.absmax2 = absmax;
         a.absmax_code = absmax_code;
@@ -152,7 +162,8 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
       }
     }
     void (*rows)(const Mm4Args&, int64_t, int64_t) =
-        use_amx_s ? t->rows_amx_s
+        gemv32 ? t->rows_gemv32
+        : use_amx_s ? t->rows_amx_s
                   : (use_amx ? t->rows_bf16_amx
                              : (use_direct ? t->rows_bf16_direct : (use_bf16 ? t->rows_bf16 : t->rows)));
 
