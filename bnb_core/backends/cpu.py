@@ -81,12 +81,12 @@ def _empty(shape, dtype):
 def place_weight(t):
     """Weight placement of the CPU (registry.register_weight_placement): a quantized layer weight of 4 MiB or more
     is read whole on every call, and on 4 KiB pages a weight streamed from memory costs a TLB miss per page
-    (measured here, batch 1 from memory: NF4 gemv 12-18%, Linear4bit 9-13%, Linear8bitLt 5-12% faster on huge
-    pages). Its 2 MiB pages are collapsed onto transparent huge pages in place (``_cpu.collapse_hugepage``:
-    MADV_COLLAPSE, Linux >= 6.1; values and addresses unchanged; once, at load: 10-90 ms per 30 MB on this VM,
-    about a first write of fresh memory; ~0.03 ms on pages already huge). The
-    layers place every weight they hold, the ones they quantize too: a fresh output's MADV_HUGEPAGE hint (``_empty``)
-    does not act on memory the allocator reuses, which is already mapped. Off with the output hint
+    (measured here, batch 1 from memory: NF4 gemv 12-18% and Linear4bit 9-13% faster on huge pages; Linear8bitLt
+    between 2% slower and 5% faster). Its 2 MiB pages are collapsed onto transparent huge pages in place
+    (``_cpu.collapse_hugepage``: MADV_COLLAPSE, Linux >= 6.1; values and addresses unchanged; once, at load: 10-90 ms
+    per 30 MB on this VM, about a first write of fresh memory; ~0.03 ms on pages already huge). The layers place
+    every weight they hold, the ones they quantize too: a fresh output's MADV_HUGEPAGE hint (``_empty``) does not
+    act on memory the allocator reuses, which is already mapped. Off with the output hint
     (``BNB_CPU_HUGEPAGE=0``)."""
     # a hint: tensors without host memory of their own (fake, functorch-wrapped, distributed subclasses) are left alone
     if type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter):
