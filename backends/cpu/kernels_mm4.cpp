@@ -282,8 +282,38 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
   }
 }
 
-#if defined(MM4_AVX512)
+#if defined(MM4_AVX512) || defined(MM4_AVX2)
 // ============================================================ gemv, fp32 arithmetic (one row of A, blocksize >= 64)
+// Groups of 16 rows. Rows of at most 2 KiB (K <= 4096) go as 4 tiles of rows 4 apart (0, 4, 8, 12; 1, 5, ...), so
+// a tile's 4 streams lie 8 KiB apart instead of 2 KiB: streamed from memory (2 threads, 2026-12-06 Xeon VM)
+// 14336 x 4096 and 11008 x 4096 ~3-4% faster, longer rows not (K = 14336: rows 2 apart the same, 4 apart slower).
+// A double-quantized absmax (a.absmax_q) is decoded per group into a scratch buffer (a gather per 16 blocks), and
+// the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
+// add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
+// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads). Tiles: Gemv32Tiles (AVX-512 or AVX2) or the bf16 GemvTiles.
+template <bool NESTED, class Tiles>
+void rows_gemv_groups(Mm4Args a, const Tiles& tiles, int64_t n0, int64_t n1) {
+  const int64_t K = a.K;
+  std::vector<float> scratch(NESTED ? (size_t)(16 * ((K >> a.bshift) + 2)) : 0);
+  if (NESTED) a.absmax = scratch.data();
+  for (int64_t g = n0; g < n1; g += 16) {
+    const int64_t g1 = g + 16 < n1 ? g + 16 : n1, blk0 = NESTED ? (g * K) >> a.bshift : 0;
+    if (NESTED)
+      nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, blk0, ((g1 * K - 1) >> a.bshift) + 1,
+                    scratch.data());
+    if (K <= 4096 && g1 - g == 16) {
+      for (int r = 0; r < 4; ++r) tiles.template run<4, 4, NESTED>(a, g + r, blk0);
+      continue;
+    }
+    int64_t n = g;
+    for (; n + 4 <= g1; n += 4) tiles.template run<4, 1, NESTED>(a, n, blk0);
+    for (; n < g1; ++n) tiles.template run<1, 1, NESTED>(a, n, blk0);
+  }
+}
+
+#endif
+
+#if defined(MM4_AVX512)
 // Each 64-element unit lies in one block: its products with the UNSCALED fp32 code go to a fresh partial sum that
 // one FMA scales by the block's absmax. Decode without a shuffle-port expansion: each 16-byte half of the unit is
 // broadcast to the four 128-bit lanes (a load), and two variable dword shifts leave nibble (d >> 2) + 4 s of dword
@@ -369,33 +399,6 @@ struct Gemv32Tiles {
   }
 };
 
-// Groups of 16 rows. Rows of at most 2 KiB (K <= 4096) go as 4 tiles of rows 4 apart (0, 4, 8, 12; 1, 5, ...), so
-// a tile's 4 streams lie 8 KiB apart instead of 2 KiB: streamed from memory (2 threads, 2026-12-06 Xeon VM)
-// 14336 x 4096 and 11008 x 4096 ~3-4% faster, longer rows not (K = 14336: rows 2 apart the same, 4 apart slower).
-// A double-quantized absmax (a.absmax_q) is decoded per group into a scratch buffer (a gather per 16 blocks), and
-// the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
-// add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
-// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads). Tiles: Gemv32Tiles or the bf16 GemvTiles.
-template <bool NESTED, class Tiles>
-void rows_gemv_groups(Mm4Args a, const Tiles& tiles, int64_t n0, int64_t n1) {
-  const int64_t K = a.K;
-  std::vector<float> scratch(NESTED ? (size_t)(16 * ((K >> a.bshift) + 2)) : 0);
-  if (NESTED) a.absmax = scratch.data();
-  for (int64_t g = n0; g < n1; g += 16) {
-    const int64_t g1 = g + 16 < n1 ? g + 16 : n1, blk0 = NESTED ? (g * K) >> a.bshift : 0;
-    if (NESTED)
-      nested_absmax(a.absmax_q, a.absmax2, a.absmax_code, a.absmax_offset, blk0, ((g1 * K - 1) >> a.bshift) + 1,
-                    scratch.data());
-    if (K <= 4096 && g1 - g == 16) {
-      for (int r = 0; r < 4; ++r) tiles.template run<4, 4, NESTED>(a, g + r, blk0);
-      continue;
-    }
-    int64_t n = g;
-    for (; n + 4 <= g1; n += 4) tiles.template run<4, 1, NESTED>(a, n, blk0);
-    for (; n < g1; ++n) tiles.template run<1, 1, NESTED>(a, n, blk0);
-  }
-}
-
 void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
   const Gemv32Tiles tiles{_mm512_loadu_ps(args.code)};
   if (args.absmax_q)
@@ -403,7 +406,84 @@ void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
   else
     rows_gemv_groups<false>(args, tiles, n0, n1);
 }
-#endif  // MM4_AVX512
+#elif defined(MM4_AVX2)
+// The AVX2 form of the gemv above: 8 lanes, so each 16-byte half of a 64-element unit is broadcast to both 128-bit
+// lanes and four variable shifts leave nibble (d >> 2) + 2 s of dword d & 3 in the low bits of lane d (s = 0..3); a
+// 16-entry lookup is two vpermps (index bits 2:0) and a blend on bit 3 (V::lookup). Per unit and weight row: 8
+// shifts, 8 lookups, 8 multiply/FMA, 1 FMA by absmax, with the unscaled code (no per-block table multiply). The row
+// groups and prefetching are the AVX-512 gemv's: before, one row of A on AVX2 took the general fp32 path, which
+// streamed from memory at half its in-cache speed.
+struct Gemv32Order {
+  int32_t idx[64];  // output lane q * 8 + d of a unit <- element idx of the unit
+  constexpr Gemv32Order() : idx() {
+    for (int q = 0; q < 8; ++q)
+      for (int d = 0; d < 8; ++d) {
+        const int h = q >> 2, s = q & 3, k = (d >> 2) + 2 * s, byte = 16 * h + 4 * (d & 3) + (k >> 1);
+        idx[q * 8 + d] = 2 * byte + ((k & 1) ? 0 : 1);  // nibble k even: the byte's low nibble, the odd element
+      }
+  }
+};
+constexpr Gemv32Order kGemv32Order{};
+
+void prep_a_gemv32(int dtype, const void* A, int64_t K, float* Ap) {
+  alignas(32) float x[64];
+  for (int64_t u = 0; u < K; u += 64) {
+    for (int i = 0; i < 64; ++i) x[i] = bnb::load_as_f32(A, u + i, dtype);
+    for (int i = 0; i < 64; ++i) Ap[u + i] = x[kGemv32Order.idx[i]];
+  }
+}
+
+template <int NB, int RS, bool NESTED>
+__attribute__((noinline)) void tile_gemv32(const Mm4Args& a, const V::Tbl& tbl, int64_t n0, int64_t blk0) {
+  const int64_t K = a.K;
+  const __m256i sh0 = _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0), step = _mm256_set1_epi32(8);
+  const __m256i sh1 = _mm256_add_epi32(sh0, step), sh2 = _mm256_add_epi32(sh1, step);
+  const __m256i sh3 = _mm256_add_epi32(sh2, step);
+  __m256 acc[NB];
+  for (int j = 0; j < NB; ++j) acc[j] = _mm256_setzero_ps();
+  const float* A0 = a.Ap;
+  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
+  for (int64_t k = 0; k < K; k += 64) {
+    const float* ak = A0 + k;
+    for (int j = 0; j < NB; ++j) {
+      const int64_t e = (n0 + j * RS) * K + k;
+      const uint8_t* p = a.B + (e >> 1);
+      const uint8_t* pf = p + pfd;
+      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
+      const int64_t blk = e >> a.bshift;
+      if (!NESTED && (blk & 15) == 0)
+        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+      __m256 t = _mm256_setzero_ps();
+      for (int h = 0; h < 2; ++h) {
+        const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(p + 16 * h)));
+        const float* ah = ak + 32 * h;
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah), V::lookup(_mm256_srlv_epi32(b, sh0), tbl), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 8), V::lookup(_mm256_srlv_epi32(b, sh1), tbl), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 16), V::lookup(_mm256_srlv_epi32(b, sh2), tbl), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 24), V::lookup(_mm256_srlv_epi32(b, sh3), tbl), t);
+      }
+      acc[j] = _mm256_fmadd_ps(t, _mm256_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);
+    }
+  }
+  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, V::hsum(acc[j]));
+}
+
+struct Gemv32Tiles {
+  V::Tbl tbl;  // the 16 fp32 codes
+  template <int NB, int RS, bool NESTED>
+  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
+    tile_gemv32<NB, RS, NESTED>(a, tbl, n0, blk0);
+  }
+};
+
+void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
+  const Gemv32Tiles tiles{V::load_code(args.code)};
+  if (args.absmax_q)
+    rows_gemv_groups<true>(args, tiles, n0, n1);
+  else
+    rows_gemv_groups<false>(args, tiles, n0, n1);
+}
+#endif  // MM4_AVX512 / MM4_AVX2
 
 #if defined(MM4_BF16)
 // ============================================================ bf16 path (vdpbf16ps)
@@ -1339,7 +1419,7 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U,           prep_a,     rows,          prep_a_bf16,
                                    rows_bf16,            rows_bf16_direct, prep_a_gemv, prep_a_amx, rows_bf16_amx,
                                    prep_a_amx_s,         rows_amx_s,       nested_absmax, prep_a_gemv32, rows_gemv32};
-#elif defined(MM4_AVX512)
+#elif defined(MM4_AVX512) || defined(MM4_AVX2)
 extern const Mm4Table mm4_table = {BNB_STR(BNB_ISA_NS), U, prep_a, rows, nullptr, nullptr, nullptr, nullptr,
                                    nullptr, nullptr, nullptr, nullptr, nested_absmax, prep_a_gemv32, rows_gemv32};
 #else

@@ -62,7 +62,7 @@ struct Mm4Table {
   // absmax (every ISA, vectorized where it has gathers)
   void (*nested_absmax)(const uint8_t* q, const float* absmax2, const float* code, float offset, int64_t i0,
                         int64_t i1, float* out);
-  // The gemv in fp32 arithmetic (AVX-512 tiers; null elsewhere): ONE row of A at blocksize >= 64, K % 64 == 0, any
+  // The gemv in fp32 arithmetic (AVX-512 and AVX2 tiers; null on scalar/NEON): ONE row of A at blocksize >= 64, K % 64 == 0, any
   // dtype of A, which prep_a_gemv32 converts to fp32 [K] in the decode's order; rows_gemv32 reads it from a.Ap and
   // takes a plain or double-quantized absmax as rows_gemv. The weights are the exact fp32 codes times absmax.
   void (*prep_a_gemv32)(int dtype, const void* A, int64_t K, float* Ap);
