@@ -17,6 +17,10 @@
 // at once in dot products along K (no tile buffer; A prepared by prep_a_bf16) (rows_bf16_direct). One row of A
 // at blocksize >= 64 (gemv) takes rows_gemv instead: an unscaled bf16(code) table and one FMA by absmax per
 // 64-element unit, with software prefetch of the weight and absmax streams.
+//
+// gemv in fp32 arithmetic (rows_gemv32: AVX-512 and AVX2, one row of A at blocksize >= 64, K % 64 == 0): the
+// gemv's row groups and prefetching with an unscaled fp32 code looked up by vpermps (exact weights), for fp32 / fp16
+// A, for bf16 A on the amx tier and on CPUs without BF16; on AVX2 bf16 A looks up bf16(code) bytes by vpshufb.
 #include <math.h>
 #include <string.h>
 
@@ -290,7 +294,8 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 // A double-quantized absmax (a.absmax_q) is decoded per group into a scratch buffer (a gather per 16 blocks), and
 // the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
 // add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
-// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads). Tiles: Gemv32Tiles (AVX-512 or AVX2) or the bf16 GemvTiles.
+// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads). Tiles: Gemv32Tiles, Gemv16Tiles (AVX2) or
+// the bf16 GemvTiles (AVX-512 BF16).
 template <bool NESTED, class Tiles>
 void rows_gemv_groups(Mm4Args a, const Tiles& tiles, int64_t n0, int64_t n1) {
   const int64_t K = a.K;
@@ -412,7 +417,7 @@ void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
 // 16-entry lookup is two vpermps (index bits 2:0) and a blend on bit 3 (V::lookup). Per unit and weight row: 8
 // shifts, 8 lookups, 8 multiply/FMA, 1 FMA by absmax, with the unscaled code (no per-block table multiply). The row
 // groups and prefetching are the AVX-512 gemv's: before, one row of A on AVX2 took the general fp32 path, which
-// streamed from memory at half its in-cache speed.
+// streamed from memory at half its in-cache speed. This exact form serves fp32 and fp16 A; bf16 A takes tile_gemv16.
 struct Gemv32Order {
   int32_t idx[64];  // output lane q * 8 + d of a unit <- element idx of the unit
   constexpr Gemv32Order() : idx() {
@@ -425,11 +430,79 @@ struct Gemv32Order {
 };
 constexpr Gemv32Order kGemv32Order{};
 
+// bf16 A on AVX2: the weights as bf16(code) (the bf16 paths' rounding) looked up by vpshufb, which runs on two ports
+// of recent x86 cores where vpermps runs on one: the unit's 64 nibbles as two byte vectors of indices, the low and
+// the high byte of bf16(code) by one vpshufb each, interleaved into words (unpack 8) and into the high half of
+// dwords (unpack 16 with zero): that is fp32(bf16(code)) with no conversion. 16 shuffles + 3 integer ops per unit
+// and weight row against 16 vpermps + 8 shifts + 16 more for the blends of tile_gemv32: measured on this VM
+// (BNB_CPU_ISA=avx2, 2 threads, 4096x4096 in cache) 0.51 ms against 0.885, torch's AVX2 int4 kernel 0.80.
+// Not for fp32 / fp16 A: their error bound needs the exact weights. Lane d of vector q (nib = q >> 2, u = (q >> 1)
+// & 1, h16 = q & 1) is element 2 j + nib, j = 16 (d >> 2) + 8 u + 4 h16 + (d & 3) (nib 0: high nibbles, even).
+struct Gemv16Order {
+  int32_t idx[64];  // output lane q * 8 + d of a unit <- element idx of the unit
+  constexpr Gemv16Order() : idx() {
+    for (int q = 0; q < 8; ++q)
+      for (int d = 0; d < 8; ++d) {
+        const int nib = q >> 2, u = (q >> 1) & 1, h16 = q & 1;
+        const int j = 16 * (d >> 2) + 8 * u + 4 * h16 + (d & 3);
+        idx[q * 8 + d] = 2 * j + nib;
+      }
+  }
+};
+constexpr Gemv16Order kGemv16Order{};
+
+template <int NB, int RS, bool NESTED>
+__attribute__((noinline)) void tile_gemv16(const Mm4Args& a, const __m256i tl, const __m256i th, int64_t n0,
+                                           int64_t blk0) {
+  const int64_t K = a.K;
+  const __m256i m15 = _mm256_set1_epi8(15), z = _mm256_setzero_si256();
+  __m256 acc[NB];
+  for (int j = 0; j < NB; ++j) acc[j] = _mm256_setzero_ps();
+  const float* A0 = a.Ap;
+  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
+  for (int64_t k = 0; k < K; k += 64) {
+    const float* ak = A0 + k;
+    for (int j = 0; j < NB; ++j) {
+      const int64_t e = (n0 + j * RS) * K + k;
+      const uint8_t* p = a.B + (e >> 1);
+      const uint8_t* pf = p + pfd;
+      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);
+      const int64_t blk = e >> a.bshift;
+      if (!NESTED && (blk & 15) == 0)
+        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+      const __m256i w = _mm256_loadu_si256((const __m256i*)p);
+      __m256 t = _mm256_setzero_ps();
+      for (int nib = 0; nib < 2; ++nib) {
+        const __m256i ix = nib == 0 ? _mm256_and_si256(_mm256_srli_epi16(w, 4), m15) : _mm256_and_si256(w, m15);
+        const __m256i L = _mm256_shuffle_epi8(tl, ix), H = _mm256_shuffle_epi8(th, ix);
+        const __m256i wa = _mm256_unpacklo_epi8(L, H), wb = _mm256_unpackhi_epi8(L, H);
+        const float* an = ak + 32 * nib;
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(an), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wa)), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 8), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wa)), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 16), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wb)), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 24), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wb)), t);
+      }
+      acc[j] = _mm256_fmadd_ps(t, _mm256_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);
+    }
+  }
+  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, V::hsum(acc[j]));
+}
+
+struct Gemv16Tiles {
+  __m256i tl, th;
+  template <int NB, int RS, bool NESTED>
+  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
+    tile_gemv16<NB, RS, NESTED>(a, tl, th, n0, blk0);
+  }
+};
+
+// One row of A [K] -> fp32 in the decode's order: kGemv16Order for bf16 A (tile_gemv16), else kGemv32Order.
 void prep_a_gemv32(int dtype, const void* A, int64_t K, float* Ap) {
+  const int32_t* order = dtype == 2 ? kGemv16Order.idx : kGemv32Order.idx;
   alignas(32) float x[64];
   for (int64_t u = 0; u < K; u += 64) {
     for (int i = 0; i < 64; ++i) x[i] = bnb::load_as_f32(A, u + i, dtype);
-    for (int i = 0; i < 64; ++i) Ap[u + i] = x[kGemv32Order.idx[i]];
+    for (int i = 0; i < 64; ++i) Ap[u + i] = x[order[i]];
   }
 }
 
@@ -477,6 +550,22 @@ struct Gemv32Tiles {
 };
 
 void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
+  if (args.dtype == 2) {  // bf16 A: bf16(code) weights (tile_gemv16)
+    alignas(32) uint8_t lo[32], hi[32];
+    for (int i = 0; i < 16; ++i) {
+      uint32_t u;
+      memcpy(&u, args.code + i, 4);
+      u += 0x7FFF + ((u >> 16) & 1);
+      lo[i] = lo[i + 16] = (uint8_t)(u >> 16);
+      hi[i] = hi[i + 16] = (uint8_t)(u >> 24);
+    }
+    const Gemv16Tiles t16{_mm256_load_si256((const __m256i*)lo), _mm256_load_si256((const __m256i*)hi)};
+    if (args.absmax_q)
+      rows_gemv_groups<true>(args, t16, n0, n1);
+    else
+      rows_gemv_groups<false>(args, t16, n0, n1);
+    return;
+  }
   const Gemv32Tiles tiles{V::load_code(args.code)};
   if (args.absmax_q)
     rows_gemv_groups<true>(args, tiles, n0, n1);
