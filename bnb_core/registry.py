@@ -196,9 +196,9 @@ _placements: dict[str, Callable] = {}
 
 
 def register_weight_placement(device: str, fn: Callable) -> bool:
-    """Register `fn(t)` to run on every quantized layer weight `t` of `device` that a layer takes over from
-    outside (a pre-quantized checkpoint, a move from another device). It may change only where the bytes live
-    (e.g. back them by huge pages), in place: never the values, the layout, the shape or the tensor's identity.
+    """Register `fn(t)` to run on every quantized weight `t` of `device` that a layer holds (quantized by the
+    layer, loaded pre-quantized, moved with `.to`). It may change only where the bytes live (e.g. back them by huge
+    pages), in place: never the values, the layout, the shape or the tensor's identity, and it must not raise.
     Returns False (registers nothing) when BNB_CORE_FORCE_REFERENCE is set."""
     if force_reference():
         return False

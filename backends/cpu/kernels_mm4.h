@@ -62,13 +62,14 @@ struct Mm4Table {
   // absmax (every ISA, vectorized where it has gathers)
   void (*nested_absmax)(const uint8_t* q, const float* absmax2, const float* code, float offset, int64_t i0,
                         int64_t i1, float* out);
-  // The gemv in fp32 arithmetic (AVX-512 and AVX2 tiers; null on scalar/NEON): ONE row of A at blocksize >= 64,
-  // K % 64 == 0, any dtype of A, which prep_a_gemv32 converts to fp32 [K] in the decode's order; rows_gemv32 reads
-  // it from a.Ap and takes a plain or double-quantized absmax as rows_gemv. The weights are the exact fp32 codes
-  // times absmax (AVX2 with bf16 A: bf16(code) times absmax, as the bf16 paths; prep_a_gemv32 then writes that
-  // decode's order).
-  void (*prep_a_gemv32)(int dtype, const void* A, int64_t K, float* Ap);
+  // The gemv in fp32 arithmetic (AVX-512 and AVX2 tiers; null on scalar/NEON): ONE row of A (or, for bf16 A, rows
+  // up to M * K <= gemv32_bf16_max_elems) at blocksize >= 64, K % 64 == 0, any dtype of A, which prep_a_gemv32
+  // converts to fp32 [M][K] in the decode's order; rows_gemv32 reads it from a.Ap and takes a plain or
+  // double-quantized absmax as rows_gemv. The weights are the exact fp32 codes times absmax (AVX2 with bf16 A:
+  // bf16(code) times absmax, as the bf16 paths; prep_a_gemv32 then writes that decode's order).
+  void (*prep_a_gemv32)(int dtype, const void* A, int64_t M, int64_t K, float* Ap);
   void (*rows_gemv32)(const Mm4Args& a, int64_t n0, int64_t n1);
+  int64_t gemv32_bf16_max_elems;  // 0: one row only (AVX-512, no rows_gemv32); AVX2: 2^18
 };
 
 namespace scalar {

@@ -102,8 +102,11 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     // A, for bf16 A where the ISA has no BF16 dot products, and for bf16 A on the amx tier (Intel Xeons, where
     // vdpbf16ps issues once per ~2.1 cycles: 2026-12-06 Xeon VM, 2 threads, hot, 8-12% faster than the bf16 gemv,
     // the same streamed); the bf16 gemv (rows_bf16_direct -> rows_gemv) for bf16 A on the other BF16 CPUs.
-    const bool gemv32 = t->rows_gemv32 && M == 1 && blocksize >= 64 && K > 0 && K % 64 == 0 &&
-                        (dtype != 2 || !t->rows_bf16 || active_isa() == IsaId::kAmx);
+    // On AVX2 it also takes several rows of bf16 A while M * K <= gemv32_bf16_max_elems (the decode shared by 4 rows
+    // at a time).
+    const bool gemv32 = t->rows_gemv32 && blocksize >= 64 && K > 0 && K % 64 == 0 &&
+                        (M == 1 ? (dtype != 2 || !t->rows_bf16 || active_isa() == IsaId::kAmx)
+                                : (dtype == 2 && M * K <= t->gemv32_bf16_max_elems));
     const bool bf16_ok = !gemv32 && t->rows_bf16 && dtype == 2 && K % 64 == 0;
     const bool amx = bf16_ok && t->rows_bf16_amx && active_isa() == IsaId::kAmx;
     const bool use_amx_s = amx && t->rows_amx_s && blocksize >= 64 && M >= kAmxMinRows && M <= kAmxScaledMaxRows;
@@ -112,8 +115,8 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     const bool use_bf16 = bf16_ok && !use_amx && !use_amx_s;
     const bool gemv = use_direct && M == 1 && blocksize >= 64;  // rows_bf16_direct runs the gemv
     if (gemv32) {
-      Ap.resize((size_t)K);
-      t->prep_a_gemv32(dtype, A, K, Ap.data());
+      Ap.resize((size_t)(M * K));
+      t->prep_a_gemv32(dtype, A, M, K, Ap.data());
       a.Ap = Ap.data();
     } else if (use_amx_s) {
       Abf.resize((size_t)(M * K));

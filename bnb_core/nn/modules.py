@@ -105,9 +105,8 @@ class Params4bit(_MovesThroughTo, nn.Parameter):
         qs = F.QuantState.from_dict(qs_dict=quantized_stats, device=device)
         # the device's weight placement (CPU: huge pages, in place; registry.place_weight)
         self = cls(registry.place_weight(data.to(device)), requires_grad=requires_grad, quant_state=qs,
-                   blocksize=qs.blocksize,
-                   compress_statistics=qs.nested, quant_type=qs.quant_type, quant_storage=data.dtype,
-                   module=module, bnb_quantized=True)
+                   blocksize=qs.blocksize, compress_statistics=qs.nested, quant_type=qs.quant_type,
+                   quant_storage=data.dtype, module=module, bnb_quantized=True)
         if module is not None:
             module.quant_state = qs
         return self
