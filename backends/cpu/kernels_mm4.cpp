@@ -287,15 +287,15 @@ void prep_a(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
 }
 
 #if defined(MM4_AVX512) || defined(MM4_AVX2)
-// ============================================================ gemv, fp32 arithmetic (one row of A, blocksize >= 64)
+// ============================================================ gemv (one row of A, blocksize >= 64): the shared parts
 // Groups of 16 rows. Rows of at most 2 KiB (K <= 4096) go as 4 tiles of rows 4 apart (0, 4, 8, 12; 1, 5, ...), so
 // a tile's 4 streams lie 8 KiB apart instead of 2 KiB: streamed from memory (2 threads, 2026-12-06 Xeon VM)
 // 14336 x 4096 and 11008 x 4096 ~3-4% faster, longer rows not (K = 14336: rows 2 apart the same, 4 apart slower).
 // A double-quantized absmax (a.absmax_q) is decoded per group into a scratch buffer (a gather per 16 blocks), and
 // the unit loop reads it from there like a plain one. Decoding it per unit instead (scalar loads, a multiply, an
 // add and a broadcast from a register, which takes the shuffle port the vpermw need) made the gemv 19% slower
-// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads). Tiles: Gemv32Tiles, Gemv16Tiles (AVX2) or
-// the bf16 GemvTiles (AVX-512 BF16).
+// hot and 10% streamed than with a plain absmax (4096 x 4096, 2 threads). Tiles: GemvTiles<unit> (gemv_tile) or
+// Gemv16Tiles (AVX2 bf16, which also takes several rows).
 template <bool NESTED, class Tiles>
 void rows_gemv_groups(Mm4Args a, const Tiles& tiles, int64_t n0, int64_t n1) {
   const int64_t K = a.K;
@@ -316,6 +316,70 @@ void rows_gemv_groups(Mm4Args a, const Tiles& tiles, int64_t n0, int64_t n1) {
   }
 }
 
+// The exact-weight decode's element order (AVX-512: V::L = 16, AVX2: 8): each 16-byte half h of a unit is broadcast
+// to the G = V::L / 4 128-bit lanes, and vector s (of 8 / G per half) shifts lane d right by 4 k, k = (d >> 2) + G s:
+// nibble k of dword d & 3 (k even: a byte's low nibble, the odd element). Output lane q * V::L + d of a unit <-
+// element idx of the unit.
+struct Gemv32Order {
+  alignas(64) int32_t idx[64];
+  constexpr Gemv32Order() : idx() {
+    constexpr int G = V::L / 4, S = 8 / G;
+    for (int q = 0; q < 2 * S; ++q)
+      for (int d = 0; d < V::L; ++d) {
+        const int h = q / S, s = q % S, k = (d >> 2) + G * s, byte = 16 * h + 4 * (d & 3) + (k >> 1);
+        idx[q * V::L + d] = 2 * byte + ((k & 1) ? 0 : 1);
+      }
+  }
+};
+constexpr Gemv32Order kGemv32Order{};
+
+// The unit loop of every gemv variant: NB weight rows RS apart from n0; each 64-element unit's products go to a
+// fresh partial sum (unit.dot(p, ak): the packed unit at p with A's unit ak = unit.a_at(k), read once per k for the
+// NB rows) that one FMA scales by the block's absmax. Streaming: one software prefetch per cache line, at least
+// 8 KiB ahead (a whole number of tiles: without it the weight streamed from memory at ~10 GB/s on the 2026-12-06
+// Xeon VM), and the absmax line of the same point ahead (a double-quantized absmax is in the group's scratch).
+// Not inlined: inlined into the row loop next to the nested_absmax calls, GCC kept the accumulators of the nested
+// variant in memory (a store per unit and a load-FMA-store chain), 5-6% of the gemv. U: vf, zero, set1, fma, hsum.
+template <int NB, int RS, bool NESTED, class U>
+__attribute__((noinline)) void gemv_tile(const Mm4Args& a, const U& unit, int64_t n0, int64_t blk0) {
+  const int64_t K = a.K;
+  typename U::vf acc[NB];
+  for (int j = 0; j < NB; ++j) acc[j] = U::zero();
+  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
+  for (int64_t k = 0; k < K; k += 64) {
+    const auto ak = unit.a_at(k);
+    for (int j = 0; j < NB; ++j) {
+      const int64_t e = (n0 + j * RS) * K + k;
+      const uint8_t* p = a.B + (e >> 1);
+      const uint8_t* pf = p + pfd;
+      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
+      const int64_t blk = e >> a.bshift;
+      if (!NESTED && (blk & 15) == 0)
+        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+      acc[j] = U::fma(unit.dot(p, ak), U::set1(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);  // a broadcast load
+    }
+  }
+  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, U::hsum(acc[j]));
+}
+
+// rows_gemv_groups' tiles for a unit type U (every variant but the AVX2 bf16 one, which also takes several rows)
+template <class U>
+struct GemvTiles {
+  U unit;
+  template <int NB, int RS, bool NESTED>
+  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
+    gemv_tile<NB, RS, NESTED>(a, unit, n0, blk0);
+  }
+};
+
+template <class U>
+void rows_gemv_with(const Mm4Args& args, const U& unit, int64_t n0, int64_t n1) {
+  const GemvTiles<U> tiles{unit};
+  if (args.absmax_q)
+    rows_gemv_groups<true>(args, tiles, n0, n1);  // (by value: a local copy, see rows_direct_t)
+  else
+    rows_gemv_groups<false>(args, tiles, n0, n1);
+}
 #endif
 
 #if defined(MM4_AVX512)
@@ -328,17 +392,6 @@ void rows_gemv_groups(Mm4Args a, const Tiles& tiles, int64_t n0, int64_t n1) {
 // once per call to the decode's order (kGemv32Order, prep_a_gemv32). The weights are the exact fp32 codes, scaled by
 // the absmax after the unit's sum. The row groups, the row order for short rows and the prefetching are the bf16
 // gemv's (rows_gemv_groups, below).
-struct Gemv32Order {
-  alignas(64) int32_t idx[64];  // output lane q * 16 + d of a unit <- element idx of the unit (before the permute)
-  constexpr Gemv32Order() : idx() {
-    for (int q = 0; q < 4; ++q)
-      for (int d = 0; d < 16; ++d) {
-        const int h = q >> 1, s = q & 1, k = (d >> 2) + 4 * s, byte = 16 * h + 4 * (d & 3) + (k >> 1);
-        idx[q * 16 + d] = 2 * byte + ((k & 1) ? 0 : 1);  // nibble k even: the byte's low nibble, the odd element
-      }
-  }
-};
-constexpr Gemv32Order kGemv32Order{};
 
 // Rows of A [M][K] (dtype) -> fp32 in kGemv32Order per 64-element unit (K % 64 == 0).
 void prep_a_gemv32(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
@@ -364,77 +417,51 @@ void prep_a_gemv32(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
   }
 }
 
-template <int NB, int RS, bool NESTED>
-__attribute__((noinline)) void tile_gemv32(const Mm4Args& a, const __m512& tbl, int64_t n0, int64_t blk0) {
-  const int64_t K = a.K;
-  const __m512i sh0 = _mm512_set_epi32(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0);
-  const __m512i sh1 = _mm512_add_epi32(sh0, _mm512_set1_epi32(16));
-  __m512 acc[NB];
-  for (int j = 0; j < NB; ++j) acc[j] = _mm512_setzero_ps();
-  const float* A0 = a.Ap;
-  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
-  for (int64_t k = 0; k < K; k += 64) {
-    const __m512 a0 = _mm512_loadu_ps(A0 + k), a1 = _mm512_loadu_ps(A0 + k + 16);
-    const __m512 a2 = _mm512_loadu_ps(A0 + k + 32), a3 = _mm512_loadu_ps(A0 + k + 48);
-    for (int j = 0; j < NB; ++j) {
-      const int64_t e = (n0 + j * RS) * K + k;
-      const uint8_t* p = a.B + (e >> 1);
-      const uint8_t* pf = p + pfd;
-      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
-      const int64_t blk = e >> a.bshift;
-      if (!NESTED && (blk & 15) == 0)
-        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      const __m512i b0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)p));
-      const __m512i b1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)(p + 16)));
-      __m512 t = _mm512_mul_ps(a0, _mm512_permutexvar_ps(_mm512_srlv_epi32(b0, sh0), tbl));
-      t = _mm512_fmadd_ps(a1, _mm512_permutexvar_ps(_mm512_srlv_epi32(b0, sh1), tbl), t);
-      t = _mm512_fmadd_ps(a2, _mm512_permutexvar_ps(_mm512_srlv_epi32(b1, sh0), tbl), t);
-      t = _mm512_fmadd_ps(a3, _mm512_permutexvar_ps(_mm512_srlv_epi32(b1, sh1), tbl), t);
-      acc[j] = _mm512_fmadd_ps(t, _mm512_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);  // a broadcast load
-    }
-  }
-  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, _mm512_reduce_add_ps(acc[j]));
-}
-
-struct Gemv32Tiles {
+struct Gemv32Unit {
+  typedef __m512 vf;
   __m512 tbl;  // the 16 fp32 codes
-  template <int NB, int RS, bool NESTED>
-  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
-    tile_gemv32<NB, RS, NESTED>(a, tbl, n0, blk0);
+  __m512i sh0, sh1;
+  const float* A;  // a.Ap
+  explicit Gemv32Unit(const Mm4Args& a)
+      : tbl(_mm512_loadu_ps(a.code)),
+        sh0(_mm512_set_epi32(12, 12, 12, 12, 8, 8, 8, 8, 4, 4, 4, 4, 0, 0, 0, 0)),
+        sh1(_mm512_add_epi32(sh0, _mm512_set1_epi32(16))),
+        A(a.Ap) {}
+  struct Ak {
+    __m512 a0, a1, a2, a3;
+  };
+  inline __attribute__((always_inline)) Ak a_at(int64_t k) const {
+    return Ak{_mm512_loadu_ps(A + k), _mm512_loadu_ps(A + k + 16), _mm512_loadu_ps(A + k + 32),
+              _mm512_loadu_ps(A + k + 48)};
   }
+  inline __attribute__((always_inline)) vf dot(const uint8_t* p, const Ak& x) const {
+    const __m512i b0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)p));
+    const __m512i b1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)(p + 16)));
+    __m512 t = _mm512_mul_ps(x.a0, _mm512_permutexvar_ps(_mm512_srlv_epi32(b0, sh0), tbl));
+    t = _mm512_fmadd_ps(x.a1, _mm512_permutexvar_ps(_mm512_srlv_epi32(b0, sh1), tbl), t);
+    t = _mm512_fmadd_ps(x.a2, _mm512_permutexvar_ps(_mm512_srlv_epi32(b1, sh0), tbl), t);
+    return _mm512_fmadd_ps(x.a3, _mm512_permutexvar_ps(_mm512_srlv_epi32(b1, sh1), tbl), t);
+  }
+  static inline vf zero() { return _mm512_setzero_ps(); }
+  static inline vf set1(float v) { return _mm512_set1_ps(v); }
+  static inline vf fma(vf x, vf y, vf z) { return _mm512_fmadd_ps(x, y, z); }
+  static inline float hsum(vf v) { return _mm512_reduce_add_ps(v); }
 };
 
-void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
-  const Gemv32Tiles tiles{_mm512_loadu_ps(args.code)};
-  if (args.absmax_q)
-    rows_gemv_groups<true>(args, tiles, n0, n1);  // (by value: a local copy, see rows_direct_t)
-  else
-    rows_gemv_groups<false>(args, tiles, n0, n1);
-}
+void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) { rows_gemv_with(args, Gemv32Unit(args), n0, n1); }
 #elif defined(MM4_AVX2)
 // The AVX2 form of the gemv above: 8 lanes, so each 16-byte half of a 64-element unit is broadcast to both 128-bit
 // lanes and four variable shifts leave nibble (d >> 2) + 2 s of dword d & 3 in the low bits of lane d (s = 0..3); a
 // 16-entry lookup is two vpermps (index bits 2:0) and a blend on bit 3 (V::lookup). Per unit and weight row: 8
 // shifts, 8 lookups, 8 multiply/FMA, 1 FMA by absmax, with the unscaled code (no per-block table multiply). The row
 // groups and prefetching are the AVX-512 gemv's: before, one row of A on AVX2 took the general fp32 path, which
-// streamed from memory at half its in-cache speed. This exact form serves fp32 and fp16 A; bf16 A takes tile_gemv16.
-struct Gemv32Order {
-  int32_t idx[64];  // output lane q * 8 + d of a unit <- element idx of the unit
-  constexpr Gemv32Order() : idx() {
-    for (int q = 0; q < 8; ++q)
-      for (int d = 0; d < 8; ++d) {
-        const int h = q >> 2, s = q & 3, k = (d >> 2) + 2 * s, byte = 16 * h + 4 * (d & 3) + (k >> 1);
-        idx[q * 8 + d] = 2 * byte + ((k & 1) ? 0 : 1);  // nibble k even: the byte's low nibble, the odd element
-      }
-  }
-};
-constexpr Gemv32Order kGemv32Order{};
+// streamed from memory at half its in-cache speed. This exact form serves fp32 and fp16 A; bf16 A takes Gemv16Unit.
 
 // bf16 A on AVX2: the weights as bf16(code) (the bf16 paths' rounding) looked up by vpshufb, which runs on two ports
 // of recent x86 cores where vpermps runs on one: the unit's 64 nibbles as two byte vectors of indices, the low and
 // the high byte of bf16(code) by one vpshufb each, interleaved into words (unpack 8) and into the high half of
 // dwords (unpack 16 with zero): that is fp32(bf16(code)) with no conversion. 16 shuffles + 3 integer ops per unit
-// and weight row against 16 vpermps + 8 shifts + 16 more for the blends of tile_gemv32: measured on this VM
+// and weight row against 16 vpermps + 8 shifts + 16 more for the blends of Gemv32Unit: measured on this VM
 // (BNB_CPU_ISA=avx2, 2 threads, 4096x4096 in cache) 0.51 ms against 0.885, torch's AVX2 int4 kernel 0.80.
 // Not for fp32 / fp16 A: their error bound needs the exact weights. Lane d of vector q (nib = q >> 2, u = (q >> 1)
 // & 1, h16 = q & 1) is element 2 j + nib, j = 16 (d >> 2) + 8 u + 4 h16 + (d & 3) (nib 0: high nibbles, even).
@@ -451,45 +478,37 @@ struct Gemv16Order {
 };
 constexpr Gemv16Order kGemv16Order{};
 
-template <int NB, int RS, bool NESTED>
-__attribute__((noinline)) void tile_gemv16(const Mm4Args& a, const __m256i tl, const __m256i th, int64_t n0,
-                                           int64_t blk0) {
-  const int64_t K = a.K;
-  const __m256i m15 = _mm256_set1_epi8(15), z = _mm256_setzero_si256();
-  __m256 acc[NB];
-  for (int j = 0; j < NB; ++j) acc[j] = _mm256_setzero_ps();
-  const float* A0 = a.Ap;
-  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
-  for (int64_t k = 0; k < K; k += 64) {
-    const float* ak = A0 + k;
-    for (int j = 0; j < NB; ++j) {
-      const int64_t e = (n0 + j * RS) * K + k;
-      const uint8_t* p = a.B + (e >> 1);
-      const uint8_t* pf = p + pfd;
-      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);
-      const int64_t blk = e >> a.bshift;
-      if (!NESTED && (blk & 15) == 0)
-        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      const __m256i w = _mm256_loadu_si256((const __m256i*)p);
-      __m256 t = _mm256_setzero_ps();
-      for (int nib = 0; nib < 2; ++nib) {
-        const __m256i ix = nib == 0 ? _mm256_and_si256(_mm256_srli_epi16(w, 4), m15) : _mm256_and_si256(w, m15);
-        const __m256i L = _mm256_shuffle_epi8(tl, ix), H = _mm256_shuffle_epi8(th, ix);
-        const __m256i wa = _mm256_unpacklo_epi8(L, H), wb = _mm256_unpackhi_epi8(L, H);
-        const float* an = ak + 32 * nib;
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(an), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wa)), t);
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 8), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wa)), t);
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 16), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wb)), t);
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 24), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wb)), t);
-      }
-      acc[j] = _mm256_fmadd_ps(t, _mm256_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);
+struct Gemv16Unit {
+  typedef __m256 vf;
+  __m256i tl, th;  // the low and the high byte of bf16(code), in both 128-bit lanes
+  __m256i m15, z;
+  const float* A;  // a.Ap
+  Gemv16Unit(const Mm4Args& a, __m256i lo, __m256i hi)
+      : tl(lo), th(hi), m15(_mm256_set1_epi8(15)), z(_mm256_setzero_si256()), A(a.Ap) {}
+  inline __attribute__((always_inline)) const float* a_at(int64_t k) const { return A + k; }
+  inline __attribute__((always_inline)) vf dot(const uint8_t* p, const float* ak) const {
+    const __m256i w = _mm256_loadu_si256((const __m256i*)p);
+    __m256 t = _mm256_setzero_ps();
+    for (int nib = 0; nib < 2; ++nib) {
+      const __m256i ix = nib == 0 ? _mm256_and_si256(_mm256_srli_epi16(w, 4), m15) : _mm256_and_si256(w, m15);
+      const __m256i L = _mm256_shuffle_epi8(tl, ix), H = _mm256_shuffle_epi8(th, ix);
+      const __m256i wa = _mm256_unpacklo_epi8(L, H), wb = _mm256_unpackhi_epi8(L, H);
+      const float* an = ak + 32 * nib;
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(an), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wa)), t);
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 8), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wa)), t);
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 16), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wb)), t);
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 24), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wb)), t);
     }
+    return t;
   }
-  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, V::hsum(acc[j]));
-}
+  static inline vf zero() { return _mm256_setzero_ps(); }
+  static inline vf set1(float v) { return _mm256_set1_ps(v); }
+  static inline vf fma(vf x, vf y, vf z) { return _mm256_fmadd_ps(x, y, z); }
+  static inline float hsum(vf v) { return V::hsum(v); }
+};
 
 // Several rows of bf16 A (AVX2): weight row n decoded once per unit for up to 4 rows of A from m0, each
-// decoded vector multiplied into the 4 rows' partial sums at once (the same order and decode as tile_gemv16).
+// decoded vector multiplied into the 4 rows' partial sums at once (the same order and decode as Gemv16Unit).
 template <int MB, bool NESTED>
 inline void gemm16_rows(const Mm4Args& a, const __m256i tl, const __m256i th, int64_t n, int64_t m0, int64_t blk0) {
   const int64_t K = a.K;
@@ -546,18 +565,18 @@ __attribute__((noinline)) void tile_gemm16(const Mm4Args& a, const __m256i tl, c
 constexpr int64_t kGemm16MaxElems = int64_t(1) << 18;
 
 struct Gemv16Tiles {
-  __m256i tl, th;
+  Gemv16Unit unit;
   template <int NB, int RS, bool NESTED>
   void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
     if (a.M == 1) {
-      tile_gemv16<NB, RS, NESTED>(a, tl, th, n0, blk0);
+      gemv_tile<NB, RS, NESTED>(a, unit, n0, blk0);
     } else {
-      for (int j = 0; j < NB; ++j) tile_gemm16<NESTED>(a, tl, th, n0 + j * RS, blk0);
+      for (int j = 0; j < NB; ++j) tile_gemm16<NESTED>(a, unit.tl, unit.th, n0 + j * RS, blk0);
     }
   }
 };
 
-// Rows of A [M][K] -> fp32 in the decode's order: kGemv16Order for bf16 A (tile_gemv16), else kGemv32Order.
+// Rows of A [M][K] -> fp32 in the decode's order: kGemv16Order for bf16 A (Gemv16Unit), else kGemv32Order.
 void prep_a_gemv32(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
   const int32_t* order = dtype == 2 ? kGemv16Order.idx : kGemv32Order.idx;
   alignas(32) float x[64];
@@ -567,71 +586,54 @@ void prep_a_gemv32(int dtype, const void* A, int64_t M, int64_t K, float* Ap) {
   }
 }
 
-template <int NB, int RS, bool NESTED>
-__attribute__((noinline)) void tile_gemv32(const Mm4Args& a, const V::Tbl& tbl, int64_t n0, int64_t blk0) {
-  const int64_t K = a.K;
-  const __m256i sh0 = _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0), step = _mm256_set1_epi32(8);
-  const __m256i sh1 = _mm256_add_epi32(sh0, step), sh2 = _mm256_add_epi32(sh1, step);
-  const __m256i sh3 = _mm256_add_epi32(sh2, step);
-  __m256 acc[NB];
-  for (int j = 0; j < NB; ++j) acc[j] = _mm256_setzero_ps();
-  const float* A0 = a.Ap;
-  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
-  for (int64_t k = 0; k < K; k += 64) {
-    const float* ak = A0 + k;
-    for (int j = 0; j < NB; ++j) {
-      const int64_t e = (n0 + j * RS) * K + k;
-      const uint8_t* p = a.B + (e >> 1);
-      const uint8_t* pf = p + pfd;
-      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
-      const int64_t blk = e >> a.bshift;
-      if (!NESTED && (blk & 15) == 0)
-        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      __m256 t = _mm256_setzero_ps();
-      for (int h = 0; h < 2; ++h) {
-        const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(p + 16 * h)));
-        const float* ah = ak + 32 * h;
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah), V::lookup(_mm256_srlv_epi32(b, sh0), tbl), t);
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 8), V::lookup(_mm256_srlv_epi32(b, sh1), tbl), t);
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 16), V::lookup(_mm256_srlv_epi32(b, sh2), tbl), t);
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 24), V::lookup(_mm256_srlv_epi32(b, sh3), tbl), t);
-      }
-      acc[j] = _mm256_fmadd_ps(t, _mm256_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);
-    }
-  }
-  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, V::hsum(acc[j]));
-}
-
-struct Gemv32Tiles {
+struct Gemv32Unit {
+  typedef __m256 vf;
   V::Tbl tbl;  // the 16 fp32 codes
-  template <int NB, int RS, bool NESTED>
-  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
-    tile_gemv32<NB, RS, NESTED>(a, tbl, n0, blk0);
+  __m256i sh0, sh1, sh2, sh3;
+  const float* A;  // a.Ap
+  explicit Gemv32Unit(const Mm4Args& a)
+      : tbl(V::load_code(a.code)),
+        sh0(_mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0)),
+        sh1(_mm256_add_epi32(sh0, _mm256_set1_epi32(8))),
+        sh2(_mm256_add_epi32(sh1, _mm256_set1_epi32(8))),
+        sh3(_mm256_add_epi32(sh2, _mm256_set1_epi32(8))),
+        A(a.Ap) {}
+  inline __attribute__((always_inline)) const float* a_at(int64_t k) const { return A + k; }
+  inline __attribute__((always_inline)) vf dot(const uint8_t* p, const float* ak) const {
+    __m256 t = _mm256_setzero_ps();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(p + 16 * h)));
+      const float* ah = ak + 32 * h;
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(ah), V::lookup(_mm256_srlv_epi32(b, sh0), tbl), t);
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 8), V::lookup(_mm256_srlv_epi32(b, sh1), tbl), t);
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 16), V::lookup(_mm256_srlv_epi32(b, sh2), tbl), t);
+      t = _mm256_fmadd_ps(_mm256_loadu_ps(ah + 24), V::lookup(_mm256_srlv_epi32(b, sh3), tbl), t);
+    }
+    return t;
   }
+  static inline vf zero() { return _mm256_setzero_ps(); }
+  static inline vf set1(float v) { return _mm256_set1_ps(v); }
+  static inline vf fma(vf x, vf y, vf z) { return _mm256_fmadd_ps(x, y, z); }
+  static inline float hsum(vf v) { return V::hsum(v); }
 };
 
 void rows_gemv32(const Mm4Args& args, int64_t n0, int64_t n1) {
-  if (args.dtype == 2) {  // bf16 A: bf16(code) weights (tile_gemv16)
-    alignas(32) uint8_t lo[32], hi[32];
-    for (int i = 0; i < 16; ++i) {
-      uint32_t u;
-      memcpy(&u, args.code + i, 4);
-      u += 0x7FFF + ((u >> 16) & 1);
-      lo[i] = lo[i + 16] = (uint8_t)(u >> 16);
-      hi[i] = hi[i + 16] = (uint8_t)(u >> 24);
-    }
-    const Gemv16Tiles t16{_mm256_load_si256((const __m256i*)lo), _mm256_load_si256((const __m256i*)hi)};
-    if (args.absmax_q)
-      rows_gemv_groups<true>(args, t16, n0, n1);
-    else
-      rows_gemv_groups<false>(args, t16, n0, n1);
-    return;
+  if (args.dtype != 2) return rows_gemv_with(args, Gemv32Unit(args), n0, n1);
+  // bf16 A: bf16(code) weights (Gemv16Unit; several rows: tile_gemm16)
+  alignas(32) uint8_t lo[32], hi[32];
+  for (int i = 0; i < 16; ++i) {
+    uint32_t u;
+    memcpy(&u, args.code + i, 4);
+    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even (the codes are finite)
+    lo[i] = lo[i + 16] = (uint8_t)(u >> 16);
+    hi[i] = hi[i + 16] = (uint8_t)(u >> 24);
   }
-  const Gemv32Tiles tiles{V::load_code(args.code)};
+  const Gemv16Tiles t16{
+      Gemv16Unit(args, _mm256_load_si256((const __m256i*)lo), _mm256_load_si256((const __m256i*)hi))};
   if (args.absmax_q)
-    rows_gemv_groups<true>(args, tiles, n0, n1);
+    rows_gemv_groups<true>(args, t16, n0, n1);
   else
-    rows_gemv_groups<false>(args, tiles, n0, n1);
+    rows_gemv_groups<false>(args, t16, n0, n1);
 }
 #endif  // MM4_AVX512 / MM4_AVX2
 
@@ -1079,59 +1081,35 @@ void prep_a_gemv(const uint16_t* A, int64_t K, uint16_t* Abf) {
 
 // One row of A (gemv), blocksize >= 64, A in kUnitOrder (prep_a_gemv): each 64-element unit lies in one block,
 // so the table holds the UNSCALED bf16(code) (UnitDecode) and the unit's two dot products go to a fresh fp32
-// partial sum that one FMA scales by the block's absmax. That is 3 vector uops fewer per unit than building
-// bf16(code * absmax) tables (mul + convert), and the weights are bf16(code) * absmax rounded once in fp32
+// partial sum that one FMA scales by the block's absmax (gemv_tile). That is 3 vector uops fewer per unit than
+// building bf16(code * absmax) tables (mul + convert), and the weights are bf16(code) * absmax rounded once in fp32
 // instead of bf16(code * absmax): within the same bf16 rounding of the weight. With several rows of A the extra
-// FMA per row costs more than the table.
-// Streaming: one software prefetch per cache line, at least 8 KiB ahead (a whole number of row tiles: without
-// it the weight streamed from memory at ~10 GB/s here), and the absmax line of the same point ahead (large K).
-// Measured streamed from memory, 2 threads (2026-12-06 Xeon VM): 8-12% faster than the scaled-table kernel
-// with one prefetch per unit 32 KiB ahead.
-// Not inlined: inlined into the row loop next to the nested_absmax calls, GCC kept the accumulators of the nested
-// variant in memory (a store per unit and a load-FMA-store chain), 5-6% of the gemv.
-template <int NB, int RS, bool NESTED>
-__attribute__((noinline)) void tile_gemv(const Mm4Args& a, const UnitDecode& dec, int64_t n0, int64_t blk0) {
-  const int64_t K = a.K;
-  __m512 acc[NB];
-  for (int j = 0; j < NB; ++j) acc[j] = _mm512_setzero_ps();
-  const uint16_t* A0 = a.Abf;
-  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
-  for (int64_t k = 0; k < K; k += 64) {
-    const __m512i ah = _mm512_loadu_si512((const void*)(A0 + k));
-    const __m512i al = _mm512_loadu_si512((const void*)(A0 + k + 32));
-    for (int j = 0; j < NB; ++j) {
-      const int64_t e = (n0 + j * RS) * K + k;
-      const uint8_t* pf = a.B + (e >> 1) + pfd;
-      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
-      const int64_t blk = e >> a.bshift;
-      // NESTED: a.absmax holds the group's blocks from blk0 (decoded from 1 byte per block, read once per group)
-      if (!NESTED && (blk & 15) == 0)
-        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      __m512i v1, v2;
-      dec(a.B + (e >> 1), v1, v2);
-      __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)ah, (__m512bh)v1);
-      t = _mm512_dpbf16_ps(t, (__m512bh)al, (__m512bh)v2);
-      acc[j] = _mm512_fmadd_ps(t, _mm512_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);  // a broadcast load
-    }
+// FMA per row costs more than the table. Measured streamed from memory, 2 threads (2026-12-06 Xeon VM): 8-12%
+// faster than the scaled-table kernel with one prefetch per unit 32 KiB ahead.
+struct GemvBf16Unit {
+  typedef __m512 vf;
+  UnitDecode dec;
+  const uint16_t* A;  // a.Abf
+  struct Ak {
+    __m512i ah, al;
+  };
+  inline __attribute__((always_inline)) Ak a_at(int64_t k) const {
+    return Ak{_mm512_loadu_si512((const void*)(A + k)), _mm512_loadu_si512((const void*)(A + k + 32))};
   }
-  for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, _mm512_reduce_add_ps(acc[j]));
-}
-
-struct GemvTiles {
-  const UnitDecode& dec;
-  template <int NB, int RS, bool NESTED>
-  void run(const Mm4Args& a, int64_t n0, int64_t blk0) const {
-    tile_gemv<NB, RS, NESTED>(a, dec, n0, blk0);
+  inline __attribute__((always_inline)) vf dot(const uint8_t* p, const Ak& x) const {
+    __m512i v1, v2;
+    dec(p, v1, v2);
+    const __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)x.ah, (__m512bh)v1);
+    return _mm512_dpbf16_ps(t, (__m512bh)x.al, (__m512bh)v2);
   }
+  static inline vf zero() { return _mm512_setzero_ps(); }
+  static inline vf set1(float v) { return _mm512_set1_ps(v); }
+  static inline vf fma(vf x, vf y, vf z) { return _mm512_fmadd_ps(x, y, z); }
+  static inline float hsum(vf v) { return _mm512_reduce_add_ps(v); }
 };
 
 void rows_gemv(const Mm4Args& args, int64_t n0, int64_t n1) {
-  const UnitDecode dec(args.code);
-  const GemvTiles tiles{dec};
-  if (args.absmax_q)
-    rows_gemv_groups<true>(args, tiles, n0, n1);  // (by value: a local copy, see rows_direct_t)
-  else
-    rows_gemv_groups<false>(args, tiles, n0, n1);
+  rows_gemv_with(args, GemvBf16Unit{UnitDecode(args.code), args.Abf}, n0, n1);
 }
 
 template <int MB, int NB, bool BS32>

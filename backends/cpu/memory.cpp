@@ -103,46 +103,29 @@ bool use_streaming_stores(const void* p, int64_t nbytes, int64_t block_bytes) {
   return nbytes >= stream_min_bytes() && ((uintptr_t)p & 63) == 0 && block_bytes % 64 == 0;
 }
 
-int64_t advise_hugepage(void* p, int64_t nbytes) {
+namespace {
+// madvise on the 2 MiB pages lying entirely inside [p, p + nbytes) (none below kHugepageMinBytes or with the hints
+// switched off): MADV_HUGEPAGE (THP mode "madvise" only), then, for `collapse`, MADV_COLLAPSE (modes "madvise" and
+// "always"). Returns the bytes advised, 0 when nothing was done or madvise failed.
+int64_t advise_inner_pages(void* p, int64_t nbytes, bool collapse) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  try {
-    if (p == nullptr || nbytes < kHugepageMinBytes || !g_enabled.load()) return 0;
-    static const bool madvise_mode = mode_cached() == "madvise";
-    if (!madvise_mode) return 0;
-    const uintptr_t s = ((uintptr_t)p + kHuge - 1) & ~(kHuge - 1);
-    const uintptr_t e = ((uintptr_t)p + (uintptr_t)nbytes) & ~(kHuge - 1);
-    if (e <= s) return 0;
-    if (madvise((void*)s, e - s, MADV_HUGEPAGE) != 0) return 0;
-    return (int64_t)(e - s);
-  } catch (...) {
-    return 0;
-  }
-#else
-  (void)p;
-  (void)nbytes;
-  return 0;
-#endif
-}
-
-int64_t collapse_hugepage(void* p, int64_t nbytes) {
-#if defined(__linux__)
   try {
 #if defined(MADV_COLLAPSE)
     constexpr int kMadvCollapse = MADV_COLLAPSE;
 #else
     constexpr int kMadvCollapse = 25;  // asm-generic/mman-common.h (glibc's headers may lack it)
 #endif
+    static const bool madvise_mode = mode_cached() == "madvise";
+    static const bool always_mode = mode_cached() == "always";
     if (p == nullptr || nbytes < kHugepageMinBytes || !g_enabled.load()) return 0;
-    static const bool thp_on = mode_cached() == "madvise" || mode_cached() == "always";
-    if (!thp_on) return 0;
+    if (!(madvise_mode || (collapse && always_mode))) return 0;
     const uintptr_t s = ((uintptr_t)p + kHuge - 1) & ~(kHuge - 1);
     const uintptr_t e = ((uintptr_t)p + (uintptr_t)nbytes) & ~(kHuge - 1);
     if (e <= s) return 0;
-    // marked first (THP mode "madvise"): a page the collapse cannot get now (no free huge page) is collapsed by
-    // khugepaged later, and the range is its own mapping in /proc/self/smaps
-    static const bool madvise_mode = mode_cached() == "madvise";
+    // for a collapse, marked first too: a page it cannot get now (no free huge page) is collapsed by khugepaged
+    // later, and the range is its own mapping in /proc/self/smaps
     if (madvise_mode && madvise((void*)s, e - s, MADV_HUGEPAGE) != 0) return 0;
-    if (madvise((void*)s, e - s, kMadvCollapse) != 0) return 0;
+    if (collapse && madvise((void*)s, e - s, kMadvCollapse) != 0) return 0;
     return (int64_t)(e - s);
   } catch (...) {
     return 0;
@@ -150,8 +133,14 @@ int64_t collapse_hugepage(void* p, int64_t nbytes) {
 #else
   (void)p;
   (void)nbytes;
+  (void)collapse;
   return 0;
 #endif
 }
+}  // namespace
+
+int64_t advise_hugepage(void* p, int64_t nbytes) { return advise_inner_pages(p, nbytes, false); }
+
+int64_t collapse_hugepage(void* p, int64_t nbytes) { return advise_inner_pages(p, nbytes, true); }
 
 }  // namespace bnb_cpu
