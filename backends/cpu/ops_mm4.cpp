@@ -100,8 +100,9 @@ int gemm_4bit(int dtype, const void* A, int64_t M, int64_t K, const void* B, int
     std::vector<uint16_t> Abf;
     // One row of A at blocksize >= 64: a gemv. In fp32 arithmetic (rows_gemv32: exact fp32 weights) for fp32 and fp16
     // A, for bf16 A where the ISA has no BF16 dot products, and for bf16 A on the amx tier (Intel Xeons, where
-    // vdpbf16ps issues once per ~2.1 cycles: 2026-12-06 Xeon VM, 2 threads, hot, 8-12% faster than the bf16 gemv,
-    // the same streamed); the bf16 gemv (rows_bf16_direct -> rows_gemv) for bf16 A on the other BF16 CPUs.
+    // vdpbf16ps issues once per ~2.1 cycles: 2026-12-06 Xeon VM, in cache 3-6% faster than the bf16 gemv at 2
+    // threads and 7% at one, the same streamed); the bf16 gemv (rows_bf16_direct -> rows_gemv) for bf16 A on the
+    // other BF16 CPUs.
     // On AVX2 it also takes several rows of bf16 A while M * K <= gemv32_bf16_max_elems (the decode shared by 4 rows
     // at a time).
     const bool gemv32 = t->rows_gemv32 && blocksize >= 64 && K > 0 && K % 64 == 0 &&
