@@ -340,23 +340,34 @@ constexpr Gemv32Order kGemv32Order{};
 // Xeon VM), and the absmax line of the same point ahead (a double-quantized absmax is in the group's scratch).
 // Not inlined: inlined into the row loop next to the nested_absmax calls, GCC kept the accumulators of the nested
 // variant in memory (a store per unit and a load-FMA-store chain), 5-6% of the gemv. U: vf, zero, set1, fma, hsum.
+// prefetch distance of a tile of tile_bytes: a whole number of tiles, at least 8 KiB
+inline int64_t gemv_pf_distance(int64_t tile_bytes) {
+  return tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
+}
+
+// before the unit at element e: the weight line pfd bytes ahead (once per line) and, for a plain absmax, the absmax
+// line of the same point ahead (a double-quantized one is in the group's scratch)
+template <bool NESTED>
+inline __attribute__((always_inline)) void gemv_prefetch(const Mm4Args& a, int64_t e, int64_t pfd) {
+  const uint8_t* pf = a.B + (e >> 1) + pfd;
+  if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);
+  if (!NESTED && ((e >> a.bshift) & 15) == 0)
+    _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
+}
+
 template <int NB, int RS, bool NESTED, class U>
 __attribute__((noinline)) void gemv_tile(const Mm4Args& a, const U& unit, int64_t n0, int64_t blk0) {
   const int64_t K = a.K;
   typename U::vf acc[NB];
   for (int j = 0; j < NB; ++j) acc[j] = U::zero();
-  const int64_t tile_bytes = NB * RS * (K >> 1), pfd = tile_bytes * (tile_bytes < 8192 ? 8192 / tile_bytes : 1);
+  const int64_t pfd = gemv_pf_distance(NB * RS * (K >> 1));
   for (int64_t k = 0; k < K; k += 64) {
     const auto ak = unit.a_at(k);
     for (int j = 0; j < NB; ++j) {
       const int64_t e = (n0 + j * RS) * K + k;
-      const uint8_t* p = a.B + (e >> 1);
-      const uint8_t* pf = p + pfd;
-      if ((((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
+      gemv_prefetch<NESTED>(a, e, pfd);
       const int64_t blk = e >> a.bshift;
-      if (!NESTED && (blk & 15) == 0)
-        _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-      acc[j] = U::fma(unit.dot(p, ak), U::set1(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);  // a broadcast load
+      acc[j] = U::fma(unit.dot(a.B + (e >> 1), ak), U::set1(a.absmax[NESTED ? blk - blk0 : blk]), acc[j]);
     }
   }
   for (int j = 0; j < NB; ++j) store_out(a, 0, n0 + j * RS, U::hsum(acc[j]));
@@ -486,19 +497,23 @@ struct Gemv16Unit {
   Gemv16Unit(const Mm4Args& a, __m256i lo, __m256i hi)
       : tl(lo), th(hi), m15(_mm256_set1_epi8(15)), z(_mm256_setzero_si256()), A(a.Ap) {}
   inline __attribute__((always_inline)) const float* a_at(int64_t k) const { return A + k; }
-  inline __attribute__((always_inline)) vf dot(const uint8_t* p, const float* ak) const {
+  // the unit at p as 8 fp32 vectors: f(off, v) for the elements [off, off + 8) of A's unit (kGemv16Order)
+  template <class F>
+  inline __attribute__((always_inline)) void decode(const uint8_t* p, F&& f) const {
     const __m256i w = _mm256_loadu_si256((const __m256i*)p);
-    __m256 t = _mm256_setzero_ps();
     for (int nib = 0; nib < 2; ++nib) {
       const __m256i ix = nib == 0 ? _mm256_and_si256(_mm256_srli_epi16(w, 4), m15) : _mm256_and_si256(w, m15);
       const __m256i L = _mm256_shuffle_epi8(tl, ix), H = _mm256_shuffle_epi8(th, ix);
       const __m256i wa = _mm256_unpacklo_epi8(L, H), wb = _mm256_unpackhi_epi8(L, H);
-      const float* an = ak + 32 * nib;
-      t = _mm256_fmadd_ps(_mm256_loadu_ps(an), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wa)), t);
-      t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 8), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wa)), t);
-      t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 16), _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wb)), t);
-      t = _mm256_fmadd_ps(_mm256_loadu_ps(an + 24), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wb)), t);
+      f(32 * nib, _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wa)));
+      f(32 * nib + 8, _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wa)));
+      f(32 * nib + 16, _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, wb)));
+      f(32 * nib + 24, _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, wb)));
     }
+  }
+  inline __attribute__((always_inline)) vf dot(const uint8_t* p, const float* ak) const {
+    __m256 t = _mm256_setzero_ps();
+    decode(p, [&](int off, __m256 v) { t = _mm256_fmadd_ps(_mm256_loadu_ps(ak + off), v, t); });
     return t;
   }
   static inline vf zero() { return _mm256_setzero_ps(); }
@@ -507,38 +522,24 @@ struct Gemv16Unit {
   static inline float hsum(vf v) { return V::hsum(v); }
 };
 
-// Several rows of bf16 A (AVX2): weight row n decoded once per unit for up to 4 rows of A from m0, each
-// decoded vector multiplied into the 4 rows' partial sums at once (the same order and decode as Gemv16Unit).
+// Several rows of bf16 A (AVX2): weight row n decoded once per unit (Gemv16Unit::decode) for up to 4 rows of A from
+// m0, each decoded vector multiplied into the 4 rows' partial sums at once.
 template <int MB, bool NESTED>
-inline void gemm16_rows(const Mm4Args& a, const __m256i tl, const __m256i th, int64_t n, int64_t m0, int64_t blk0) {
+inline void gemm16_rows(const Mm4Args& a, const Gemv16Unit& u, int64_t n, int64_t m0, int64_t blk0) {
   const int64_t K = a.K;
-  const __m256i m15 = _mm256_set1_epi8(15), z = _mm256_setzero_si256();
   __m256 acc[MB];
   for (int i = 0; i < MB; ++i) acc[i] = _mm256_setzero_ps();
   const float* A0 = a.Ap + m0 * K;
-  const int64_t pfd = (K >> 1) * ((K >> 1) < 8192 ? 8192 / (K >> 1) : 1);
+  const int64_t pfd = gemv_pf_distance(K >> 1);
   for (int64_t k = 0; k < K; k += 64) {
     const int64_t e = n * K + k;
-    const uint8_t* p = a.B + (e >> 1);
-    const uint8_t* pf = p + pfd;
-    if (m0 == 0 && (((uintptr_t)pf) & 32) == 0) _mm_prefetch((const char*)pf, _MM_HINT_T1);  // once per line
-    const int64_t blk = e >> a.bshift;
-    if (!NESTED && m0 == 0 && (blk & 15) == 0)
-      _mm_prefetch((const char*)(a.absmax + ((e + 2 * pfd) >> a.bshift)), _MM_HINT_T1);
-    const __m256i w = _mm256_loadu_si256((const __m256i*)p);
+    if (m0 == 0) gemv_prefetch<NESTED>(a, e, pfd);  // later groups of rows of A find the row in cache
     __m256 t[MB];
     for (int i = 0; i < MB; ++i) t[i] = _mm256_setzero_ps();
-    for (int nib = 0; nib < 2; ++nib) {
-      const __m256i ix = nib == 0 ? _mm256_and_si256(_mm256_srli_epi16(w, 4), m15) : _mm256_and_si256(w, m15);
-      const __m256i L = _mm256_shuffle_epi8(tl, ix), H = _mm256_shuffle_epi8(th, ix);
-      const __m256i wa = _mm256_unpacklo_epi8(L, H), wb = _mm256_unpackhi_epi8(L, H);
-      for (int q = 0; q < 4; ++q) {
-        const __m256i wq = q < 2 ? wa : wb;
-        const __m256 v = _mm256_castsi256_ps((q & 1) ? _mm256_unpackhi_epi16(z, wq) : _mm256_unpacklo_epi16(z, wq));
-        const int64_t off = k + 32 * nib + 8 * q;
-        for (int i = 0; i < MB; ++i) t[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A0 + i * K + off), v, t[i]);
-      }
-    }
+    u.decode(a.B + (e >> 1), [&](int off, __m256 v) {
+      for (int i = 0; i < MB; ++i) t[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A0 + i * K + k + off), v, t[i]);
+    });
+    const int64_t blk = e >> a.bshift;
     const __m256 s = _mm256_set1_ps(a.absmax[NESTED ? blk - blk0 : blk]);
     for (int i = 0; i < MB; ++i) acc[i] = _mm256_fmadd_ps(t[i], s, acc[i]);
   }
@@ -546,14 +547,13 @@ inline void gemm16_rows(const Mm4Args& a, const __m256i tl, const __m256i th, in
 }
 
 template <bool NESTED>
-__attribute__((noinline)) void tile_gemm16(const Mm4Args& a, const __m256i tl, const __m256i th, int64_t n,
-                                           int64_t blk0) {
+__attribute__((noinline)) void tile_gemm16(const Mm4Args& a, const Gemv16Unit& u, int64_t n, int64_t blk0) {
   int64_t m = 0;
-  for (; m + 4 <= a.M; m += 4) gemm16_rows<4, NESTED>(a, tl, th, n, m, blk0);
+  for (; m + 4 <= a.M; m += 4) gemm16_rows<4, NESTED>(a, u, n, m, blk0);
   switch (a.M - m) {
-    case 3: gemm16_rows<3, NESTED>(a, tl, th, n, m, blk0); break;
-    case 2: gemm16_rows<2, NESTED>(a, tl, th, n, m, blk0); break;
-    case 1: gemm16_rows<1, NESTED>(a, tl, th, n, m, blk0); break;
+    case 3: gemm16_rows<3, NESTED>(a, u, n, m, blk0); break;
+    case 2: gemm16_rows<2, NESTED>(a, u, n, m, blk0); break;
+    case 1: gemm16_rows<1, NESTED>(a, u, n, m, blk0); break;
     default: break;
   }
 }
@@ -571,7 +571,7 @@ struct Gemv16Tiles {
     if (a.M == 1) {
       gemv_tile<NB, RS, NESTED>(a, unit, n0, blk0);
     } else {
-      for (int j = 0; j < NB; ++j) tile_gemm16<NESTED>(a, unit.tl, unit.th, n0 + j * RS, blk0);
+      for (int j = 0; j < NB; ++j) tile_gemm16<NESTED>(a, unit, n0 + j * RS, blk0);
     }
   }
 };

@@ -92,13 +92,13 @@ def place_weight(t):
     if type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter):
         return
     try:
-        if not t.is_contiguous() or t.numel() * t.element_size() < _HUGEPAGE_MIN_BYTES:
+        if not t.is_contiguous():
             return
-        ptr = t.data_ptr()
+        ptr, nbytes = t.data_ptr(), t.numel() * t.element_size()
     except Exception:  # noqa: BLE001
         return
     if ptr:
-        _cpu.collapse_hugepage(ptr, t.numel() * t.element_size())
+        _cpu.collapse_hugepage(ptr, nbytes)  # (nothing below HUGEPAGE_MIN_BYTES, or with the hint switched off)
 
 
 # ------------------------------------------------------------------------------------ blockwise 8-bit
