@@ -1,7 +1,8 @@
 """Op benchmark: host overhead per call, and each op's native kernel vs the reference (and bitsandbytes
 when installed) in the same run, on the current device. Ops with an .out overload are measured both
 allocating (the cost a user sees, page faults included) and through .out (the kernel alone); allocating
-ops also with bnb_core's huge-page hint off. Each case has a target share of the copy bandwidth.
+ops also with bnb_core's output cache off (outputs from torch's allocator with the huge-page hint), and
+with the hint off too (torch.empty as it is, what bitsandbytes gets). Each case has a target share of the copy bandwidth.
 
     python benchmarks/bench_ops.py [--device cpu] [--quick] [--json benchmarks/results/ops.json]
 
@@ -83,6 +84,7 @@ def memory_state(device) -> dict:
         from bnb_core import _cpu
 
         state["bnb_hugepage_hint"] = _cpu.hugepage_enabled() if hasattr(_cpu, "hugepage_enabled") else "n/a"
+        state["bnb_output_cache_mib"] = (_cpu.output_cache_limit() >> 20) if hasattr(_cpu, "output_cache_limit") else "n/a"
     except ImportError:
         state["bnb_hugepage_hint"] = None
     state["THP_MEM_ALLOC_ENABLE"] = os.environ.get("THP_MEM_ALLOC_ENABLE", "unset")
@@ -136,8 +138,9 @@ def _target(name):
     return TARGETS.get(name.split(" ")[0])
 
 
-def _hint(on):
-    """Context: set bnb_core's hugepage hint for fresh outputs (no-op without the native module)."""
+def _memory(hint, cache):
+    """Context: bnb_core's huge-page hint for fresh outputs on or off, and its output cache on (default limit) or off
+    (limit 0: outputs from torch's allocator, as BNB_CPU_OUTPUT_CACHE_MB=0 gives). No-op without the native module."""
     import contextlib
 
     @contextlib.contextmanager
@@ -146,17 +149,25 @@ def _hint(on):
             from bnb_core import _cpu
         except ImportError:
             _cpu = None
-        if not hasattr(_cpu, "set_hugepage_enabled"):  # not built, or a build without the hint
+        if not hasattr(_cpu, "set_output_cache_limit"):  # not built, or a build without them
             yield
             return
-        was = _cpu.hugepage_enabled()
-        _cpu.set_hugepage_enabled(on)
+        was_hint, was_limit = _cpu.hugepage_enabled(), _cpu.output_cache_limit()
+        _cpu.set_hugepage_enabled(hint)
+        _cpu.set_output_cache_limit(was_limit if cache else 0)
+        _cpu.empty_output_cache()  # blocks mapped under another hint setting are not reused
         try:
             yield
         finally:
-            _cpu.set_hugepage_enabled(was)
+            _cpu.set_hugepage_enabled(was_hint)
+            _cpu.set_output_cache_limit(was_limit)
 
     return cm()
+
+
+#: the memory settings of an allocating op's rows: (name suffix, huge-page hint, output cache)
+_ALLOC_VARIANTS = (("allocating", True, True), ("allocating, no cache", True, False),
+                   ("allocating, no cache, hint off", False, False))
 
 
 def op_table(device, quick):
@@ -179,34 +190,36 @@ def op_table(device, quick):
     q4op = lambda: torch.ops.bnb.quantize_4bit(x4, 64, "nf4", torch.uint8)  # noqa: E731
     q8op = lambda: torch.ops.bnb.quantize_blockwise(x8, code, 256)  # noqa: E731
 
-    # (name, shape, bytes, ours, reference, bitsandbytes, hugepage hint for fresh outputs)
-    cases = [
-        ("quantize_4bit nf4 bs64 bf16 (allocating)", f"{n4[0]}x{n4[1]}", nb4, q4op,
-         lambda: reference.quantize_4bit(x4, 64, "nf4", torch.uint8),
-         (lambda: bF.quantize_4bit(x4, blocksize=64, quant_type="nf4")) if bF else None, True),
-        ("quantize_4bit nf4 bs64 bf16 (allocating, hint off)", f"{n4[0]}x{n4[1]}", nb4, q4op, None, None, False),
-        ("dequantize_4bit nf4 -> bf16 (allocating)", f"{n4[0]}x{n4[1]}", nb4, deq4,
-         lambda: reference.dequantize_4bit(q4, a4, 64, "nf4", list(n4), torch.bfloat16),
-         (lambda: bF.dequantize_4bit(q4, absmax=a4, blocksize=64, quant_type="nf4", out=None,
-                                     quant_state=_bnb_state(bF, a4, n4))) if bF else None, True),
-        ("dequantize_4bit nf4 -> bf16 (allocating, hint off)", f"{n4[0]}x{n4[1]}", nb4, deq4, None, None, False),
-        ("dequantize_4bit.out nf4 -> bf16 (kernel)", f"{n4[0]}x{n4[1]}", nb4,
-         lambda: torch.ops.bnb.dequantize_4bit.out(q4, a4, 64, "nf4", list(n4), torch.bfloat16, out=out4),
-         lambda: reference.dequantize_4bit_out(q4, a4, 64, "nf4", list(n4), torch.bfloat16, out4),
-         None, True),
-        ("quantize_blockwise 8-bit bs256 fp32 (allocating)", f"{n8 >> 20}M", nb8, q8op,
-         lambda: reference.quantize_blockwise(x8, code, 256),
-         (lambda: bF.quantize_blockwise(x8, blocksize=256)) if bF else None, True),
-        ("quantize_blockwise 8-bit bs256 fp32 (allocating, hint off)", f"{n8 >> 20}M", nb8, q8op, None, None, False),
-        ("dequantize_blockwise 8-bit -> fp32 (allocating)", f"{n8 >> 20}M", nb8, deq8,
-         lambda: reference.dequantize_blockwise(q8, a8, code, 256, torch.float32),
-         (lambda: bF.dequantize_blockwise(q8, absmax=a8, blocksize=256)) if bF else None, True),
-        ("dequantize_blockwise 8-bit -> fp32 (allocating, hint off)", f"{n8 >> 20}M", nb8, deq8, None, None, False),
-        ("dequantize_blockwise.out 8-bit -> fp32 (kernel)", f"{n8 >> 20}M", nb8,
-         lambda: torch.ops.bnb.dequantize_blockwise.out(q8, a8, code, 256, torch.float32, out=out8),
-         lambda: reference.dequantize_blockwise_out(q8, a8, code, 256, torch.float32, out8),
-         None, True),
-    ]
+    # (name, shape, bytes, ours, reference, bitsandbytes, (hugepage hint for fresh outputs, output cache));
+    # allocating ops get a row per memory setting, the reference and bitsandbytes only in the first
+    cases = []
+
+    def allocating(name, shape, nbytes, ours, ref, peer):
+        for i, (suffix, hint, cache) in enumerate(_ALLOC_VARIANTS):
+            cases.append((f"{name} ({suffix})", shape, nbytes, ours, ref if i == 0 else None,
+                          peer if i == 0 else None, (hint, cache)))
+
+    allocating("quantize_4bit nf4 bs64 bf16", f"{n4[0]}x{n4[1]}", nb4, q4op,
+               lambda: reference.quantize_4bit(x4, 64, "nf4", torch.uint8),
+               (lambda: bF.quantize_4bit(x4, blocksize=64, quant_type="nf4")) if bF else None)
+    allocating("dequantize_4bit nf4 -> bf16", f"{n4[0]}x{n4[1]}", nb4, deq4,
+               lambda: reference.dequantize_4bit(q4, a4, 64, "nf4", list(n4), torch.bfloat16),
+               (lambda: bF.dequantize_4bit(q4, absmax=a4, blocksize=64, quant_type="nf4", out=None,
+                                           quant_state=_bnb_state(bF, a4, n4))) if bF else None)
+    cases.append(("dequantize_4bit.out nf4 -> bf16 (kernel)", f"{n4[0]}x{n4[1]}", nb4,
+                  lambda: torch.ops.bnb.dequantize_4bit.out(q4, a4, 64, "nf4", list(n4), torch.bfloat16, out=out4),
+                  lambda: reference.dequantize_4bit_out(q4, a4, 64, "nf4", list(n4), torch.bfloat16, out4),
+                  None, (True, True)))
+    allocating("quantize_blockwise 8-bit bs256 fp32", f"{n8 >> 20}M", nb8, q8op,
+               lambda: reference.quantize_blockwise(x8, code, 256),
+               (lambda: bF.quantize_blockwise(x8, blocksize=256)) if bF else None)
+    allocating("dequantize_blockwise 8-bit -> fp32", f"{n8 >> 20}M", nb8, deq8,
+               lambda: reference.dequantize_blockwise(q8, a8, code, 256, torch.float32),
+               (lambda: bF.dequantize_blockwise(q8, absmax=a8, blocksize=256)) if bF else None)
+    cases.append(("dequantize_blockwise.out 8-bit -> fp32 (kernel)", f"{n8 >> 20}M", nb8,
+                  lambda: torch.ops.bnb.dequantize_blockwise.out(q8, a8, code, 256, torch.float32, out=out8),
+                  lambda: reference.dequantize_blockwise_out(q8, a8, code, 256, torch.float32, out8),
+                  None, (True, True)))
     # on the CPU each op is timed in interleaved rounds with a 256 MiB copy, and its share of the copy bandwidth is
     # taken against that copy (this machine's bandwidth drifts by 2x within minutes); elsewhere against the
     # copy bandwidth measured at the start
@@ -215,9 +228,9 @@ def op_table(device, quick):
         ca = torch.empty(256 << 20, dtype=torch.uint8).fill_(1)
         cb = torch.empty_like(ca).fill_(2)
         copy_fn, copy_bytes = (lambda: cb.copy_(ca)), 2 * ca.numel()
-    for name, shape, nbytes, ours, ref, peer, hint in cases:
+    for name, shape, nbytes, ours, ref, peer, (hint, cache) in cases:
         copy_bw = None
-        with _hint(hint):
+        with _memory(hint, cache):
             if copy_fn is not None:
                 r = timed_rounds({"copy": copy_fn, "ours": ours}, min_time=1.5, rounds=5)
                 t_ours, copy_bw = r["ours"][0], copy_bytes / r["copy"][1]  # median op, best copy (as at the start)
@@ -232,6 +245,7 @@ def op_table(device, quick):
                         "copy_bw_gbps_next_to_it": copy_bw / 1e9 if copy_bw else None,
                         "reference_ms": t_ref * 1e3 if t_ref else None,
                         "bitsandbytes_ms": t_peer * 1e3 if t_peer else None, "hugepage_hint": hint,
+                        "output_cache": cache,
                         "target_share_of_copy_bw": _target(name)})
     return rows, records
 
@@ -285,8 +299,12 @@ def main(argv=None):
                                  "-" if tgt is None else ("yes" if share >= tgt else "NO")) + r[4:])
     print(_fmt(out_rows, ["op", "shape", "bnb_core ms", "GB/s", "copy GB/s", "% of copy BW", "target", "met",
                           "reference ms", "speed-up vs reference", "bitsandbytes ms", "speed-up vs bitsandbytes"]))
-    print("\n(allocating: the op allocates its outputs; 'hint off': without bnb_core's MADV_HUGEPAGE hint on "
-          "fresh outputs; .out: the kernel alone, writing into an existing tensor. Targets count bytes read + "
+    print("\n(allocating: the op allocates its outputs, as a user calls it (outputs of >= 4 MiB from bnb_core's output "
+          "cache: a block a freed output of the same size left, else a fresh mapping with the huge-page hint); "
+          "'no cache': outputs from torch's allocator with the MADV_HUGEPAGE hint (BNB_CPU_OUTPUT_CACHE_MB=0); "
+          "'hint off': torch.empty as it is (4 KiB pages where glibc maps the block fresh; bitsandbytes allocates "
+          "that way); .out: the kernel alone, writing "
+          "into an existing tensor. Targets count bytes read + "
           "written against the copy bandwidth in the row: on the CPU a 256 MiB copy timed in interleaved rounds "
           "with the op, elsewhere the one measured at the start.)")
     path = pathlib.Path(args.json)

@@ -68,6 +68,8 @@ def _cpu_isa() -> str:
     thp = ""
     if hasattr(_cpu, "thp_mode"):
         thp = f", transparent huge pages {_cpu.thp_mode()}, output hint {'on' if _cpu.hugepage_enabled() else 'off'}"
+    if hasattr(_cpu, "output_cache_limit"):
+        thp += f", output cache {_cpu.output_cache_limit() >> 20} MiB"
     return f"isa={_cpu.isa()} (available: {', '.join(_cpu.available_isas())}){thp}"
 
 

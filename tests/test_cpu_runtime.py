@@ -3,6 +3,7 @@ thread count, no oversubscription from concurrent callers, no deadlock)."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -58,6 +59,7 @@ def test_hugepage_hint_switch_and_results_unchanged():
     qr, ar = reference.quantize_4bit(x, 64, "nf4", torch.uint8)
     assert torch.equal(q, qr) and torch.equal(a, ar)
     was = _cpu.hugepage_enabled()
+    _cpu.empty_output_cache()  # (a kept block keeps the hint it was mapped with)
     try:
         outs = []
         for on in (True, False):
@@ -73,6 +75,158 @@ def test_hugepage_hint_switch_and_results_unchanged():
         _cpu.set_hugepage_enabled(was)
     expect = reference.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.bfloat16)
     assert torch.equal(outs[0], expect) and torch.equal(outs[1], expect)
+
+
+# ------------------------------------------------------------------------------------ output cache
+
+
+@pytest.fixture
+def output_cache():
+    """The output cache emptied, its limit restored afterwards."""
+    was = _cpu.output_cache_limit()
+    _cpu.empty_output_cache()
+    yield
+    _cpu.set_output_cache_limit(was)
+    _cpu.empty_output_cache()
+
+
+_MIB = 1 << 20
+
+
+def _deq8(q, a):  # an 8 MiB bf16 output
+    return torch.ops.bnb.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.bfloat16)
+
+
+def test_output_cache_reuses_only_released_blocks(output_cache):
+    x = torch.randn(2048, 2048, dtype=torch.bfloat16)
+    q, a = reference.quantize_4bit(x, 64, "nf4", torch.uint8)
+    expect = reference.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.bfloat16)
+    _cpu.set_output_cache_limit(64 * _MIB)
+    s0 = _cpu.output_cache_stats()
+    o1 = _deq8(q, a)
+    p1 = o1.data_ptr()
+    assert p1 % (2 * _MIB) == 0 and torch.equal(o1, expect)
+    view = o1[100:200]  # a view keeps the block
+    del o1
+    o2 = _deq8(q, a)
+    assert o2.data_ptr() != p1 and torch.equal(view, expect[100:200])
+    s1 = _cpu.output_cache_stats()
+    assert s1["hits"] == s0["hits"] and s1["misses"] == s0["misses"] + 2 and s1["held_blocks"] == 0
+    del view
+    assert _cpu.output_cache_stats()["held_bytes"] == 8 * _MIB  # released whole when the last view went
+    o2.fill_(0)
+    o3 = _deq8(q, a)  # the released block, rewritten in full
+    assert o3.data_ptr() == p1 and torch.equal(o3, expect)
+    assert _cpu.output_cache_stats()["hits"] == s0["hits"] + 1
+    del o2, o3
+    assert _cpu.output_cache_stats()["held_blocks"] == 2
+    # another size does not take them
+    o4 = torch.ops.bnb.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.float32)
+    assert torch.equal(o4, reference.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.float32))
+    assert _cpu.output_cache_stats()["held_blocks"] == 2
+
+
+def test_output_cache_limit_and_release(output_cache):
+    _cpu.set_output_cache_limit(12 * _MIB)
+    bufs = [_cpu.output_buffer(8 * _MIB), _cpu.output_buffer(4 * _MIB + 1)]  # mapped: 8 MiB, 4 MiB + 4 KiB
+    ptrs = [b.ptr for b in bufs]
+    assert [b.nbytes for b in bufs] == [8 * _MIB, 4 * _MIB + 1]
+    t = torch.frombuffer(bufs[1], dtype=torch.uint8)
+    assert t.numel() == 4 * _MIB + 1 and t.data_ptr() == ptrs[1]
+    t.fill_(3)
+    del t
+    bufs.pop(0)  # released: kept (8 MiB <= 12 MiB)
+    assert _cpu.output_cache_stats()["held_bytes"] == 8 * _MIB
+    bufs.pop(0)  # released: 8 + 4 MiB + 4 KiB > 12 MiB: the older one goes
+    st = _cpu.output_cache_stats()
+    assert st["held_blocks"] == 1 and st["held_bytes"] == 4 * _MIB + 4096
+    big = _cpu.output_buffer(16 * _MIB)
+    del big  # larger than the limit: never kept
+    assert _cpu.output_cache_stats()["held_blocks"] == 1
+    _cpu.set_output_cache_limit(4 * _MIB)  # lower: trimmed now
+    assert _cpu.output_cache_stats()["held_bytes"] == 0
+    _cpu.set_output_cache_limit(64 * _MIB)
+    _cpu.output_buffer(8 * _MIB)  # released at once
+    assert _cpu.output_cache_stats()["held_blocks"] == 1
+    _cpu.empty_output_cache()
+    assert _cpu.output_cache_stats()["held_bytes"] == 0
+    # off: no block, outputs from torch's allocator (a resizable storage), results unchanged
+    _cpu.set_output_cache_limit(0)
+    assert _cpu.output_buffer(8 * _MIB) is None
+    x = torch.randn(2048, 2048, dtype=torch.bfloat16)
+    q, a = reference.quantize_4bit(x, 64, "nf4", torch.uint8)
+    out = _deq8(q, a)
+    assert out.untyped_storage().resizable()
+    assert torch.equal(out, reference.dequantize_4bit(q, a, 64, "nf4", [2048, 2048], torch.bfloat16))
+    assert _cpu.output_cache_stats()["held_blocks"] == 0
+
+
+def test_output_cache_block_is_hinted_when_fresh(output_cache):
+    if _cpu.thp_mode() != "madvise" or not _cpu.hugepage_enabled():
+        pytest.skip("the hint only acts in THP mode madvise")
+    b = _cpu.output_buffer(8 * _MIB)
+    assert b.ptr % (2 * _MIB) == 0
+    assert "hg" in _vma_flags(b.ptr) and "hg" in _vma_flags(b.ptr + 8 * _MIB - 1)
+
+
+def test_output_cache_env_limit():
+    import subprocess
+    import sys
+
+    code = ("import bnb_core, torch; from bnb_core import _cpu; print(_cpu.output_cache_limit()); "
+            "x = torch.randn(4 << 20); q, a = torch.ops.bnb.quantize_4bit(x, 64, 'nf4', torch.uint8); "
+            "print(int(torch.ops.bnb.dequantize_4bit(q, a, 64, 'nf4', [4 << 20], torch.float32)"
+            ".untyped_storage().resizable()))")
+    for value, limit, resizable in (("0", 0, 1), ("7", 7 * _MIB, 0)):
+        env = dict(os.environ, BNB_CPU_OUTPUT_CACHE_MB=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [str(limit), str(resizable)], out.stderr
+
+
+def test_output_cache_tensors_behave_as_tensors(output_cache, tmp_path):
+    """A tensor on a cached block saves, loads, pickles, moves to shared memory and keeps its values."""
+    import io
+    import pickle
+
+    x = torch.randn(2048, 2048, dtype=torch.bfloat16)
+    q, a = reference.quantize_4bit(x, 64, "nf4", torch.uint8)
+    out = _deq8(q, a)
+    assert not out.untyped_storage().resizable()  # from the cache
+    expect = out.clone()
+    buf = io.BytesIO()
+    torch.save({"w": out}, buf)
+    buf.seek(0)
+    assert torch.equal(torch.load(buf)["w"], expect)
+    assert torch.equal(pickle.loads(pickle.dumps(out)), expect)
+    out.share_memory_()
+    assert out.is_shared() and torch.equal(out, expect)
+    out.add_(1)
+    assert torch.equal(out, expect + 1)
+
+
+def test_output_cache_concurrent_callers(output_cache):
+    x = torch.randn(1024, 4096)  # 16 MiB fp32 output
+    code = formats.table("dynamic", "cpu")
+    q, a = reference.quantize_blockwise(x, code, 256)
+    expect = reference.dequantize_blockwise(q, a, code, 256, torch.float32)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                if not torch.equal(torch.ops.bnb.dequantize_blockwise(q, a, code, 256, torch.float32), expect):
+                    errors.append("mismatch")
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    st = _cpu.output_cache_stats()
+    assert st["hits"] > 0 and st["held_bytes"] <= _cpu.output_cache_limit()
 
 
 def _anon_huge_bytes(lo: int, hi: int) -> int:

@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 
-#if defined(__linux__)
+#if defined(__linux__) || defined(__APPLE__)
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
@@ -142,5 +144,163 @@ int64_t advise_inner_pages(void* p, int64_t nbytes, bool collapse) {
 int64_t advise_hugepage(void* p, int64_t nbytes) { return advise_inner_pages(p, nbytes, false); }
 
 int64_t collapse_hugepage(void* p, int64_t nbytes) { return advise_inner_pages(p, nbytes, true); }
+
+// ------------------------------------------------------------------------------------ output block cache
+
+#if defined(__linux__) || defined(__APPLE__)
+#define BNB_HAVE_MMAP 1
+#endif
+
+namespace {
+
+int64_t default_output_cache_limit() {
+  if (const char* e = getenv("BNB_CPU_OUTPUT_CACHE_MB")) {
+    char* end = nullptr;
+    const long long mb = strtoll(e, &end, 10);
+    if (end != e && *end == '\0' && mb >= 0) return (int64_t)mb << 20;
+  }
+  int64_t phys = 0;
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) phys = (int64_t)pages * page;
+#endif
+  const int64_t gib = int64_t(1) << 30;
+  return phys > 0 && phys / 16 < gib ? phys / 16 : gib;
+}
+
+struct Block {
+  void* p;
+  int64_t mapped;
+};
+
+// Released blocks, least recently released first. Never destroyed: tensors may release blocks during
+// interpreter shutdown, after static destructors would have run.
+struct OutputCache {
+  std::mutex mu;
+  std::vector<Block> free;  // a handful of entries: linear search
+  int64_t held = 0, hits = 0, misses = 0;
+  std::atomic<int64_t> limit{default_output_cache_limit()};
+};
+
+OutputCache& cache() {
+  static OutputCache* c = new OutputCache();
+  return *c;
+}
+
+void unmap(const std::vector<Block>& blocks) {
+#if defined(BNB_HAVE_MMAP)
+  for (const Block& b : blocks) munmap(b.p, (size_t)b.mapped);
+#else
+  (void)blocks;
+#endif
+}
+
+// moves the least recently released blocks beyond `limit` out of the cache (caller holds the lock)
+std::vector<Block> take_beyond(OutputCache& c, int64_t limit) {
+  std::vector<Block> out;
+  size_t k = 0;
+  while (c.held > limit && k < c.free.size()) {
+    out.push_back(c.free[k]);
+    c.held -= c.free[k].mapped;
+    ++k;
+  }
+  c.free.erase(c.free.begin(), c.free.begin() + (std::ptrdiff_t)k);
+  return out;
+}
+
+}  // namespace
+
+void* output_block_acquire(int64_t nbytes, int64_t* mapped) {
+#if defined(BNB_HAVE_MMAP)
+  try {
+    if (nbytes <= 0 || mapped == nullptr || cache().limit.load() == 0) return nullptr;
+    const int64_t page = 4096;
+    const int64_t len = (nbytes + page - 1) / page * page;
+    OutputCache& c = cache();
+    {
+      std::lock_guard<std::mutex> g(c.mu);
+      for (size_t i = c.free.size(); i-- > 0;) {  // the most recently released block of this length
+        if (c.free[i].mapped == len) {
+          void* p = c.free[i].p;
+          c.held -= len;
+          c.free.erase(c.free.begin() + (std::ptrdiff_t)i);
+          ++c.hits;
+          *mapped = len;
+          return p;
+        }
+      }
+      ++c.misses;
+    }
+    // map 2 MiB more and trim, so the block starts on a huge-page boundary and all of it can be huge pages
+    const size_t span = (size_t)len + kHuge;
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    const uintptr_t s = ((uintptr_t)raw + kHuge - 1) & ~(kHuge - 1);
+    if (s > (uintptr_t)raw) munmap(raw, s - (uintptr_t)raw);
+    const uintptr_t e = (uintptr_t)raw + span;
+    if (e > s + (uintptr_t)len) munmap((void*)(s + (uintptr_t)len), e - (s + (uintptr_t)len));
+#if defined(MADV_HUGEPAGE)
+    static const bool madvise_mode = mode_cached() == "madvise";
+    if (madvise_mode && g_enabled.load()) madvise((void*)s, (size_t)len, MADV_HUGEPAGE);
+#endif
+    *mapped = len;
+    return (void*)s;
+  } catch (...) {
+    return nullptr;
+  }
+#else
+  (void)nbytes;
+  (void)mapped;
+  return nullptr;
+#endif
+}
+
+void output_block_release(void* p, int64_t mapped) {
+  if (p == nullptr || mapped <= 0) return;
+  OutputCache& c = cache();
+  std::vector<Block> drop;
+  try {
+    std::lock_guard<std::mutex> g(c.mu);
+    if (mapped > c.limit.load()) {
+      drop.push_back({p, mapped});
+    } else {
+      c.free.push_back({p, mapped});
+      c.held += mapped;
+      drop = take_beyond(c, c.limit.load());
+    }
+  } catch (...) {  // (allocation of the list failed: give the memory back instead)
+    drop.assign(1, Block{p, mapped});
+  }
+  unmap(drop);
+}
+
+int64_t output_cache_limit() { return cache().limit.load(); }
+
+void set_output_cache_limit(int64_t nbytes) {
+  OutputCache& c = cache();
+  std::vector<Block> drop;
+  {
+    std::lock_guard<std::mutex> g(c.mu);
+    c.limit.store(nbytes < 0 ? 0 : nbytes);
+    drop = take_beyond(c, c.limit.load());
+  }
+  unmap(drop);
+}
+
+OutputCacheStats output_cache_stats() {
+  OutputCache& c = cache();
+  std::lock_guard<std::mutex> g(c.mu);
+  return {c.held, (int64_t)c.free.size(), c.hits, c.misses};
+}
+
+void empty_output_cache() {
+  OutputCache& c = cache();
+  std::vector<Block> drop;
+  {
+    std::lock_guard<std::mutex> g(c.mu);
+    drop = take_beyond(c, 0);
+  }
+  unmap(drop);
+}
 
 }  // namespace bnb_cpu

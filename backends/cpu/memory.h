@@ -34,6 +34,29 @@ int64_t collapse_hugepage(void* p, int64_t nbytes);
 bool hugepage_enabled();
 void set_hugepage_enabled(bool on);
 
+// Large fresh outputs (>= kHugepageMinBytes) come from here instead of torch's allocator (glibc maps a block that
+// large fresh on every call, and the first write of each 4 KiB page faults: ~1.2-1.5 us a page here, more than the
+// kernels writing it). output_block_acquire returns memory of at least nbytes, 2 MiB-aligned and its own mapping
+// (with MADV_HUGEPAGE while the hint is on in THP mode "madvise"), or nullptr when the cache is off (limit 0), this
+// platform has no anonymous mmap or the mapping fails (the caller then allocates as usual). *mapped receives the length to give back.
+// output_block_release(p, mapped) keeps the block for a later acquire of the same mapped length while the blocks
+// kept total at most output_cache_limit() bytes (least recently released ones are unmapped first), else unmaps it.
+// A kept block was released: its owner (a tensor) is gone, so a reuse never aliases live memory. Thread-safe.
+void* output_block_acquire(int64_t nbytes, int64_t* mapped);
+void output_block_release(void* p, int64_t mapped);
+// Bytes of released blocks the cache may keep. Default: BNB_CPU_OUTPUT_CACHE_MB from the environment when set, else
+// min(1 GiB, physical memory / 16). Setting it lower unmaps the least recently released blocks beyond it; 0 turns the
+// cache off (output_block_acquire returns nullptr; blocks still out are unmapped when released).
+int64_t output_cache_limit();
+void set_output_cache_limit(int64_t nbytes);
+// Bytes and number of released blocks kept now; acquires served from them (hits) and by a new mapping (misses).
+struct OutputCacheStats {
+  int64_t held_bytes, held_blocks, hits, misses;
+};
+OutputCacheStats output_cache_stats();
+// Unmap every kept block (what torch.cuda.empty_cache() does for CUDA's caching allocator).
+void empty_output_cache();
+
 // Outputs of at least this many bytes are written with non-temporal (streaming) stores by the kernels that only
 // write them (dequantize_blockwise, dequantize_4bit): an output that size cannot stay in the last-level cache
 // anyway, and streaming stores skip reading each line before writing it. Default: 3/4 of the last-level cache

@@ -8,6 +8,25 @@
 namespace py = pybind11;
 
 namespace bnb_cpu {
+namespace {
+
+// A block of the output cache (memory.h) owned by a Python object: torch.frombuffer keeps a reference to it for the
+// life of the tensor's storage, and the block goes back to the cache when the last reference is gone.
+class OutputBuffer {
+ public:
+  OutputBuffer(void* p, int64_t nbytes, int64_t mapped) : p_(p), nbytes_(nbytes), mapped_(mapped) {}
+  OutputBuffer(const OutputBuffer&) = delete;
+  OutputBuffer& operator=(const OutputBuffer&) = delete;
+  ~OutputBuffer() { output_block_release(p_, mapped_); }
+  void* data() const { return p_; }
+  int64_t nbytes() const { return nbytes_; }
+
+ private:
+  void* p_;
+  int64_t nbytes_, mapped_;
+};
+
+}  // namespace
 
 void bind_memory(py::module_& m) {
   using G = py::call_guard<py::gil_scoped_release>;
@@ -28,6 +47,46 @@ void bind_memory(py::module_& m) {
   m.def("set_hugepage_enabled", &set_hugepage_enabled, py::arg("on"),
         "Turn the MADV_HUGEPAGE hint for fresh outputs on or off (default on; BNB_CPU_HUGEPAGE=0 turns it off).");
   m.attr("HUGEPAGE_MIN_BYTES") = kHugepageMinBytes;
+
+  py::class_<OutputBuffer>(m, "OutputBuffer", py::buffer_protocol(),
+                           "Writable bytes of the output cache; the block returns to the cache when this is freed.")
+      .def_buffer([](OutputBuffer& b) {
+        return py::buffer_info(b.data(), 1, py::format_descriptor<uint8_t>::format(), 1, {b.nbytes()}, {1}, false);
+      })
+      .def_property_readonly("nbytes", &OutputBuffer::nbytes)
+      .def_property_readonly("ptr", [](const OutputBuffer& b) { return (uint64_t)(uintptr_t)b.data(); });
+  m.def(
+      "output_buffer",
+      [](int64_t nbytes) -> py::object {
+        int64_t mapped = 0;
+        void* p = nullptr;
+        {
+          py::gil_scoped_release nogil;
+          p = output_block_acquire(nbytes, &mapped);
+        }
+        if (p == nullptr) return py::none();
+        return py::cast(new OutputBuffer(p, nbytes, mapped), py::return_value_policy::take_ownership);
+      },
+      py::arg("nbytes"),
+      "nbytes of uninitialized memory from the output cache (a released block of the same page-rounded length, else "
+      "a new 2 MiB-aligned mapping), as a writable buffer (torch.frombuffer); None when unavailable.");
+  m.def("output_cache_limit", &output_cache_limit, "Bytes of released output blocks the cache may keep.");
+  m.def("set_output_cache_limit", &set_output_cache_limit, py::arg("nbytes"), G(),
+        "Set that limit (0: keep none); blocks beyond it are unmapped now.");
+  m.def(
+      "output_cache_stats",
+      []() {
+        const OutputCacheStats s = output_cache_stats();
+        py::dict d;
+        d["held_bytes"] = s.held_bytes;
+        d["held_blocks"] = s.held_blocks;
+        d["hits"] = s.hits;
+        d["misses"] = s.misses;
+        return d;
+      },
+      "held_bytes / held_blocks: released blocks kept now; hits / misses: acquires served by a kept block / a new "
+      "mapping.");
+  m.def("empty_output_cache", &empty_output_cache, G(), "Unmap every kept output block.");
   m.def("stream_min_bytes", &stream_min_bytes,
         "Outputs of dequantize_blockwise / dequantize_4bit at least this large are written with streaming stores.");
   m.def("set_stream_min_bytes", &set_stream_min_bytes, py::arg("nbytes"),
