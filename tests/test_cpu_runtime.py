@@ -169,7 +169,7 @@ def test_output_cache_block_is_hinted_when_fresh(output_cache):
     assert "hg" in _vma_flags(b.ptr) and "hg" in _vma_flags(b.ptr + 8 * _MIB - 1)
 
 
-def test_output_cache_env_limit():
+def test_output_cache_env_limit(tmp_path):
     import subprocess
     import sys
 
@@ -179,8 +179,9 @@ def test_output_cache_env_limit():
             ".untyped_storage().resizable()))")
     for value, limit, resizable in (("0", 0, 1), ("7", 7 * _MIB, 0)):
         env = dict(os.environ, BNB_CPU_OUTPUT_CACHE_MB=value)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert out.stdout.split() == [str(limit), str(resizable)], out.stderr
+        # (run outside the checkout: there `import bnb_core` would find the source tree, which has no _cpu)
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.split() == [str(limit), str(resizable)], out.stderr
 
 
 def test_output_cache_tensors_behave_as_tensors(output_cache, tmp_path):
