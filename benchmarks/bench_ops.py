@@ -2,7 +2,8 @@
 when installed) in the same run, on the current device. Ops with an .out overload are measured both
 allocating (the cost a user sees, page faults included) and through .out (the kernel alone); allocating
 ops also with bnb_core's output cache off (outputs from torch's allocator with the huge-page hint), and
-with the hint off too (torch.empty as it is, what bitsandbytes gets). Each case has a target share of the copy bandwidth.
+with the hint off too (torch.empty as it is, what bitsandbytes gets). Each case has a target share of the copy
+bandwidth.
 
     python benchmarks/bench_ops.py [--device cpu] [--quick] [--json benchmarks/results/ops.json]
 
@@ -84,7 +85,8 @@ def memory_state(device) -> dict:
         from bnb_core import _cpu
 
         state["bnb_hugepage_hint"] = _cpu.hugepage_enabled() if hasattr(_cpu, "hugepage_enabled") else "n/a"
-        state["bnb_output_cache_mib"] = (_cpu.output_cache_limit() >> 20) if hasattr(_cpu, "output_cache_limit") else "n/a"
+        state["bnb_output_cache_mib"] = ((_cpu.output_cache_limit() >> 20) if hasattr(_cpu, "output_cache_limit")
+                                         else "n/a")
     except ImportError:
         state["bnb_hugepage_hint"] = None
     state["THP_MEM_ALLOC_ENABLE"] = os.environ.get("THP_MEM_ALLOC_ENABLE", "unset")

@@ -164,8 +164,8 @@ int64_t default_output_cache_limit() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   if (pages > 0 && page > 0) phys = (int64_t)pages * page;
 #endif
-  const int64_t gib = int64_t(1) << 30;
-  return phys > 0 && phys / 16 < gib ? phys / 16 : gib;
+  const int64_t cap = int64_t(512) << 20;
+  return phys > 0 && phys / 16 < cap ? phys / 16 : cap;
 }
 
 struct Block {

@@ -38,15 +38,18 @@ void set_hugepage_enabled(bool on);
 // large fresh on every call, and the first write of each 4 KiB page faults: ~1.2-1.5 us a page here, more than the
 // kernels writing it). output_block_acquire returns memory of at least nbytes, 2 MiB-aligned and its own mapping
 // (with MADV_HUGEPAGE while the hint is on in THP mode "madvise"), or nullptr when the cache is off (limit 0), this
-// platform has no anonymous mmap or the mapping fails (the caller then allocates as usual). *mapped receives the length to give back.
+// platform has no anonymous mmap or the mapping fails (the caller then allocates as usual). *mapped receives the
+// length to give back.
 // output_block_release(p, mapped) keeps the block for a later acquire of the same mapped length while the blocks
 // kept total at most output_cache_limit() bytes (least recently released ones are unmapped first), else unmaps it.
 // A kept block was released: its owner (a tensor) is gone, so a reuse never aliases live memory. Thread-safe.
 void* output_block_acquire(int64_t nbytes, int64_t* mapped);
 void output_block_release(void* p, int64_t mapped);
 // Bytes of released blocks the cache may keep. Default: BNB_CPU_OUTPUT_CACHE_MB from the environment when set, else
-// min(1 GiB, physical memory / 16). Setting it lower unmaps the least recently released blocks beyond it; 0 turns the
-// cache off (output_block_acquire returns nullptr; blocks still out are unmapped when released).
+// min(512 MiB, physical memory / 16): a 7B-13B QLoRA backward dequantizes at most ~150-250 MiB of distinct sizes
+// per step, and held memory a user did not ask for should stay small against the model. Setting it lower unmaps the
+// least recently released blocks beyond it; 0 turns the cache off (output_block_acquire returns nullptr; blocks
+// still out are unmapped when released).
 int64_t output_cache_limit();
 void set_output_cache_limit(int64_t nbytes);
 // Bytes and number of released blocks kept now; acquires served from them (hits) and by a new mapping (misses).
