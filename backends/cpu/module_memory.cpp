@@ -72,17 +72,13 @@ void bind_memory(py::module_& m) {
       "a new 2 MiB-aligned mapping), as a writable buffer (torch.frombuffer); None when unavailable.");
   m.def("output_cache_limit", &output_cache_limit, "Bytes of released output blocks the cache may keep.");
   m.def("set_output_cache_limit", &set_output_cache_limit, py::arg("nbytes"), G(),
-        "Set that limit (0: keep none); blocks beyond it are unmapped now.");
+        "Set that limit (0: the cache off); kept blocks beyond it are unmapped now.");
   m.def(
       "output_cache_stats",
       []() {
         const OutputCacheStats s = output_cache_stats();
-        py::dict d;
-        d["held_bytes"] = s.held_bytes;
-        d["held_blocks"] = s.held_blocks;
-        d["hits"] = s.hits;
-        d["misses"] = s.misses;
-        return d;
+        return py::dict(py::arg("held_bytes") = s.held_bytes, py::arg("held_blocks") = s.held_blocks,
+                        py::arg("hits") = s.hits, py::arg("misses") = s.misses);
       },
       "held_bytes / held_blocks: released blocks kept now; hits / misses: acquires served by a kept block / a new "
       "mapping.");
