@@ -230,6 +230,47 @@ def test_output_cache_concurrent_callers(output_cache):
     assert st["hits"] > 0 and st["held_bytes"] <= _cpu.output_cache_limit()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_output_cache_usable_in_a_child_forked_while_another_thread_uses_it(output_cache):
+    """DataLoader workers fork: a child forked while another thread takes and releases blocks must not inherit the
+    cache's lock held (it would hang on its first large output)."""
+    import time
+
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            _cpu.output_buffer(4 * _MIB)  # acquired and released at once: takes the lock twice
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(60):  # (without pthread_atfork in memory.cpp about one run in three hung)
+            pid = os.fork()
+            if pid == 0:  # child: take a block, write it, leave without running Python's shutdown
+                try:  # (no torch op here: libgomp's threads do not survive a fork; that is not ours to test)
+                    b = _cpu.output_buffer(4 * _MIB)
+                    m = memoryview(b)
+                    m[0], m[-1] = 1, 2
+                    os._exit(0 if (m[0], m[-1]) == (1, 2) else 1)
+                except BaseException:  # noqa: BLE001
+                    os._exit(1)
+            deadline = time.monotonic() + 20
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    assert os.waitstatus_to_exitcode(status) == 0
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    pytest.fail("a forked child hung on the output cache")
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        t.join()
+
+
 def _anon_huge_bytes(lo: int, hi: int) -> int:
     """AnonHugePages of the mappings overlapping [lo, hi) (/proc/self/smaps), in bytes."""
     total, inside = 0, False

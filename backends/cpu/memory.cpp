@@ -9,6 +9,7 @@
 #include <vector>
 
 #if defined(__linux__) || defined(__APPLE__)
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
@@ -182,8 +183,20 @@ struct OutputCache {
   std::atomic<int64_t> limit{default_output_cache_limit()};
 };
 
+OutputCache& cache();
+
+OutputCache* make_cache() {
+  OutputCache* c = new OutputCache();
+#if defined(BNB_HAVE_MMAP)
+  // fork() while another thread holds the lock would leave it held forever in the child (DataLoader workers fork):
+  // the forking thread takes it around fork, and both sides release it
+  pthread_atfork([] { cache().mu.lock(); }, [] { cache().mu.unlock(); }, [] { cache().mu.unlock(); });
+#endif
+  return c;
+}
+
 OutputCache& cache() {
-  static OutputCache* c = new OutputCache();
+  static OutputCache* c = make_cache();
   return *c;
 }
 
