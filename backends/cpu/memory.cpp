@@ -226,10 +226,10 @@ std::vector<Block> take_beyond(OutputCache& c, int64_t limit) {
 void* output_block_acquire(int64_t nbytes, int64_t* mapped) {
 #if defined(BNB_HAVE_MMAP)
   try {
-    if (nbytes <= 0 || mapped == nullptr || cache().limit.load() == 0) return nullptr;
+    OutputCache& c = cache();
+    if (nbytes <= 0 || mapped == nullptr || c.limit.load() == 0) return nullptr;
     const int64_t page = 4096;
     const int64_t len = (nbytes + page - 1) / page * page;
-    OutputCache& c = cache();
     {
       std::lock_guard<std::mutex> g(c.mu);
       for (size_t i = c.free.size(); i-- > 0;) {  // the most recently released block of this length
@@ -252,10 +252,7 @@ void* output_block_acquire(int64_t nbytes, int64_t* mapped) {
     if (s > (uintptr_t)raw) munmap(raw, s - (uintptr_t)raw);
     const uintptr_t e = (uintptr_t)raw + span;
     if (e > s + (uintptr_t)len) munmap((void*)(s + (uintptr_t)len), e - (s + (uintptr_t)len));
-#if defined(MADV_HUGEPAGE)
-    static const bool madvise_mode = mode_cached() == "madvise";
-    if (madvise_mode && g_enabled.load()) madvise((void*)s, (size_t)len, MADV_HUGEPAGE);
-#endif
+    advise_hugepage((void*)s, len);  // (the block is 2 MiB-aligned: all its whole huge pages)
     *mapped = len;
     return (void*)s;
   } catch (...) {
