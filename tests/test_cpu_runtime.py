@@ -14,19 +14,30 @@ from bnb_core import formats, reference
 _cpu = pytest.importorskip("bnb_core._cpu", reason="native CPU backend not built")
 
 
-def _vma_flags(addr: int) -> list[str]:
-    """VmFlags of the mapping holding addr (/proc/self/smaps)."""
-    flags, inside = None, False
+def _mappings():
+    """(lo, hi, lines) of each mapping in /proc/self/smaps, lines being its "Key: value" lines."""
     with open("/proc/self/smaps") as f:
+        lo = hi = None
+        lines: list[str] = []
         for line in f:
             head = line.split()[0]
             if "-" in head and not head.endswith(":"):
+                if lo is not None:
+                    yield lo, hi, lines
                 lo, hi = (int(v, 16) for v in head.split("-"))
-                inside = lo <= addr < hi
-            elif inside and line.startswith("VmFlags:"):
-                flags = line.split()[1:]
-    assert flags is not None, f"no mapping holds {addr:#x}"
-    return flags
+                lines = []
+            else:
+                lines.append(line)
+        if lo is not None:
+            yield lo, hi, lines
+
+
+def _vma_flags(addr: int) -> list[str]:
+    """VmFlags of the mapping holding addr (/proc/self/smaps)."""
+    for lo, hi, lines in _mappings():
+        if lo <= addr < hi:
+            return next(line.split()[1:] for line in lines if line.startswith("VmFlags:"))
+    raise AssertionError(f"no mapping holds {addr:#x}")
 
 
 # ------------------------------------------------------------------------------------ huge pages
@@ -273,16 +284,8 @@ def test_output_cache_usable_in_a_child_forked_while_another_thread_uses_it(outp
 
 def _anon_huge_bytes(lo: int, hi: int) -> int:
     """AnonHugePages of the mappings overlapping [lo, hi) (/proc/self/smaps), in bytes."""
-    total, inside = 0, False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split()[0]
-            if "-" in head and not head.endswith(":"):
-                a, b = (int(v, 16) for v in head.split("-"))
-                inside = a < hi and lo < b
-            elif inside and head == "AnonHugePages:":
-                total += int(line.split()[1]) * 1024
-    return total
+    return sum(int(line.split()[1]) * 1024 for a, b, lines in _mappings() if a < hi and lo < b
+               for line in lines if line.startswith("AnonHugePages:"))
 
 
 def test_collapse_hugepage_in_place_keeps_the_values():
